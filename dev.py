@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Project driver for a fresh machine with only Python 3.11+: `python3 dev.py demo|test|check|lock`.
+
+Standard library only, so it runs before anything is installed. Every command first creates (or reuses)
+the virtual environment `.venv` and installs the project pinned by `constraints.txt`; a stamp file skips
+the install when nothing changed.
+
+  demo   set up, then run the main job: a backtest on the shipped bitbank sample, report in runs/quickstart
+  test   set up, then run the whole test suite (fails when no test ran)
+  check  set up, then ruff, mypy and the tests
+  lock   re-resolve the newest allowed versions and rewrite constraints.txt
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+CONSTRAINTS = ROOT / "constraints.txt"
+STAMP = VENV / ".cryptobot-install-stamp"
+DEMO_DATA = "data/sample/bitbank_BTC-JPY_15m_2018.csv.gz"
+
+
+def run(cmd: list[str], **kw: object) -> int:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    return subprocess.call([str(c) for c in cmd], cwd=ROOT, **kw)  # type: ignore[arg-type]
+
+
+def env_for_tools() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def ensure_venv(extras: str) -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"Python 3.11+ is required, this is {sys.version.split()[0]}")
+    if not PY.exists():
+        print(f"creating virtual environment {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=False).create(VENV)
+    digest = hashlib.sha256()
+    for path in (ROOT / "pyproject.toml", CONSTRAINTS):
+        digest.update(path.read_bytes() if path.exists() else b"")
+    digest.update(extras.encode())
+    wanted = digest.hexdigest()
+    if STAMP.exists() and STAMP.read_text().strip() == wanted:
+        return
+    constraint = ["-c", str(CONSTRAINTS)] if CONSTRAINTS.exists() else []
+    code = run([PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+    code = code or run([PY, "-m", "pip", "install", "--quiet", *constraint, "-e", f".[{extras}]"])
+    if code:
+        sys.exit(f"installing the project into {VENV} failed (exit {code}); see the pip output above")
+    STAMP.write_text(wanted)
+
+
+def demo() -> int:
+    ensure_venv("research")
+    out = "runs/quickstart"
+    code = run([PY, "-m", "research", "backtest", "--data", DEMO_DATA, "--out", out], env=env_for_tools())
+    if code == 0:
+        print(f"\nreport written to {ROOT / out} (open equity.html in a browser; stats in stats.json)")
+    return code
+
+
+def test(extra_args: list[str]) -> int:
+    ensure_venv("research,dev")
+    code = run([PY, "-m", "pytest", *extra_args], env=env_for_tools())
+    if code == 5:
+        print("pytest collected no tests: that is a failure here", file=sys.stderr)
+        return 1
+    return code
+
+
+def check(extra_args: list[str]) -> int:
+    ensure_venv("research,dev")
+    env = env_for_tools()
+    code = run([BIN / "ruff", "check", "."], env=env)
+    code = run([BIN / "mypy"], env=env) or code
+    return test(extra_args) or code
+
+
+def lock() -> int:
+    """Resolve fresh versions in a scratch venv and freeze them into constraints.txt."""
+    scratch = ROOT / ".venv-lock"
+    shutil.rmtree(scratch, ignore_errors=True)
+    venv.EnvBuilder(with_pip=True).create(scratch)
+    spy = scratch / BIN.name / "python"
+    code = run([spy, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+    code = code or run([spy, "-m", "pip", "install", "--quiet", ".[research,dev]"])
+    if code:
+        return code
+    frozen = subprocess.run(
+        [str(spy), "-m", "pip", "freeze", "--exclude", "cryptobot"], capture_output=True, text=True, check=True
+    ).stdout
+    header = "# Pinned versions for reproducible installs. Regenerate with: python3 dev.py lock\n"
+    CONSTRAINTS.write_text(header + frozen)
+    shutil.rmtree(scratch, ignore_errors=True)
+    print(f"wrote {CONSTRAINTS}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(__doc__)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "demo":
+        return demo()
+    if command == "test":
+        return test(rest)
+    if command == "check":
+        return check(rest)
+    if command == "lock":
+        return lock()
+    print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,43 @@
+"""`python -m research COMMAND …`: the research command line.
+
+Each command lives in its own module under `research/cli/` with a `main(argv) -> int`; this file only
+dispatches, so `--help` stays fast (no vectorbt/optuna import until a command runs).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "backtest": ("research.cli.backtest", "run a backtest and write stats.json, trades.csv, equity …"),
+    "sweep": ("research.cli.sweep", "evaluate a parameter grid with overfitting statistics"),
+    "analyze": ("research.cli.analyze", "lookahead and warm-up analysis of features and signals"),
+    "train": ("research.cli.train", "train the LightGBM/XGBoost/RandomForest ensemble into a bundle"),
+    "tune": ("research.cli.tune", "tune the ensemble with Optuna (local file or shared PostgreSQL)"),
+    "walkforward": ("research.cli.walkforward", "walk-forward retraining with out-of-sample backtests"),
+    "promote": ("research.cli.promote", "make a bundle the production model (previous one archived)"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: python -m research COMMAND [options]   (COMMAND --help for its options)", "", "commands:"]
+    lines += [f"  {name:<12} {text}" for name, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,25 @@
+"""Session-wide test set-up: a writable numba cache, the shipped sample data, and one numba warm-up."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
+
+SAMPLE_DIR = ROOT / "data" / "sample"
+SAMPLE_FILES = sorted(SAMPLE_DIR.glob("*.csv.gz"))
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    return SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def sample_files() -> list[Path]:
+    assert SAMPLE_FILES, f"no shipped sample data under {SAMPLE_DIR}"
+    return SAMPLE_FILES
