@@ -43,7 +43,7 @@ def env_for_tools() -> dict[str, str]:
 
 
 def ensure_venv(extras: str) -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs under whatever python3 the user has
         sys.exit(f"Python 3.11+ is required, this is {sys.version.split()[0]}")
     if not PY.exists():
         print(f"creating virtual environment {VENV}", flush=True)
@@ -72,8 +72,29 @@ def demo() -> int:
     return code
 
 
+def postgres_installed() -> bool:
+    return shutil.which("initdb") is not None or any(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+
+
+def ensure_postgres() -> None:
+    """The shared-Optuna-study tests run a real PostgreSQL server; install it (Debian) when we can."""
+    if postgres_installed():
+        return
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        run(["apt-get", "update", "-qq"], env=env)
+        run(["apt-get", "install", "-y", "-qq", "postgresql"], env=env)
+    if not postgres_installed():
+        print(
+            "PostgreSQL server binaries not found: the shared-study tests will fail. "
+            "Install them (Debian/Ubuntu: sudo apt-get install postgresql) and rerun.",
+            file=sys.stderr,
+        )
+
+
 def test(extra_args: list[str]) -> int:
     ensure_venv("research,dev")
+    ensure_postgres()
     code = run([PY, "-m", "pytest", *extra_args], env=env_for_tools())
     if code == 5:
         print("pytest collected no tests: that is a failure here", file=sys.stderr)
