@@ -1,0 +1,64 @@
+"""The OHLCV frame contract and timeframe arithmetic.
+
+A frame is a DataFrame indexed by bar OPEN time (`datetime64[ms, UTC]`, named `timestamp`) with float64
+columns `open high low close volume` (design §3). Kernels see the same times as int64 milliseconds.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+OHLCV_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+INDEX_NAME = "timestamp"
+_TIMEFRAME = re.compile(r"^([1-9][0-9]*)([mhdw])$")
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+class DataValidationError(ValueError):
+    """Data that must not be used: the message names the source, the rows and what to do."""
+
+
+def timeframe_to_ms(timeframe: str) -> int:
+    """'15m' → 900000. Raises ValueError naming the accepted forms."""
+    match = _TIMEFRAME.match(timeframe)
+    if not match:
+        raise ValueError(f"timeframe {timeframe!r} is not understood; use e.g. 1m, 15m, 1h, 4h, 1d, 1w")
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def timestamps_ms(frame: pd.DataFrame | pd.DatetimeIndex) -> np.ndarray:
+    """Bar open times as int64 UTC milliseconds, whatever the index's stored unit."""
+    index = frame.index if isinstance(frame, pd.DataFrame) else frame
+    if not isinstance(index, pd.DatetimeIndex):
+        raise TypeError(f"expected a DatetimeIndex of bar open times, got {type(index).__name__}")
+    return np.asarray(index.as_unit("ms").asi8, dtype=np.int64)
+
+
+def make_frame(ts_ms: np.ndarray, values: np.ndarray | dict[str, np.ndarray]) -> pd.DataFrame:
+    """Build a contract frame from int64 ms times and an (n, 5) array or a column dict."""
+    index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts_ms, dtype=np.int64), unit="ms", utc=True))
+    index = index.as_unit("ms").rename(INDEX_NAME)
+    if isinstance(values, dict):
+        data = {c: np.asarray(values[c], dtype=np.float64) for c in OHLCV_COLUMNS}
+    else:
+        arr = np.asarray(values, dtype=np.float64)
+        data = {c: arr[:, i] for i, c in enumerate(OHLCV_COLUMNS)}
+    return pd.DataFrame(data, index=index)
+
+
+def ms_to_iso(ms: int) -> str:
+    """UTC ISO-8601 text of a millisecond timestamp, as the shipped CSVs write it."""
+    return pd.Timestamp(int(ms), unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str | int | float | pd.Timestamp | None) -> pd.Timestamp | None:
+    """A user-supplied time (ISO date/datetime, or epoch ms) as a UTC Timestamp."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float, np.integer)) and not isinstance(value, bool):
+        return pd.Timestamp(int(value), unit="ms", tz="UTC")
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
