@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def read_any(path: str | Path) -> pd.DataFrame:
     raise DataValidationError(f"{path}: unknown file type; expected .csv, .csv.gz or .parquet")
 
 
-def atomic_write_bytes(path: Path, writer) -> None:  # type: ignore[no-untyped-def]
+def atomic_write_bytes(path: Path, writer: Callable[[Path], object]) -> None:
     """Call `writer(tmp_path)` then atomically move the result to `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -125,8 +126,10 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
     """Write the shipped CSV layout (gzip when the name ends in .gz) atomically."""
     out = frame.loc[:, list(OHLCV_COLUMNS)].copy()
     out.index = pd.Index([ms_to_iso(int(t)) for t in timestamps_ms(frame)], name=INDEX_NAME)
-    compression = "gzip" if str(path).endswith(".gz") else None
-    atomic_write_bytes(Path(path), lambda tmp: out.to_csv(tmp, compression=compression, float_format="%.10g"))
+    gz = str(path).endswith(".gz")
+    atomic_write_bytes(
+        Path(path), lambda tmp: out.to_csv(tmp, compression="gzip" if gz else None, float_format="%.10g")
+    )
 
 
 # --------------------------------------------------------------------------- the store

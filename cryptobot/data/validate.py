@@ -8,6 +8,7 @@ Every line names the row (1-based data row, header excluded) and its timestamp.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,7 +91,7 @@ def infer_timeframe(ts: np.ndarray) -> str | None:
     return None
 
 
-def _rows_lines(mask: np.ndarray, ts: np.ndarray, describe) -> list[str]:  # type: ignore[no-untyped-def]
+def _rows_lines(mask: np.ndarray, ts: np.ndarray, describe: Callable[[int], str]) -> list[str]:
     idx = np.flatnonzero(mask)
     lines = [f"row {i + 1} ({ms_to_iso(int(ts[i]))}): {describe(i)}" for i in idx[:MAX_LINES_PER_PROBLEM]]
     if idx.size > MAX_LINES_PER_PROBLEM:
@@ -130,11 +131,13 @@ def validate_frame(frame: pd.DataFrame, source: str = "<frame>", timeframe: str 
 
     finite = {k: np.isfinite(a) for k, a in cols.items()}
     for name, ok in finite.items():
-        err += _rows_lines(~ok, ts, lambda i, n=name: f"{n} is {cols[n][i]!r} (NaN/inf)")
+        values = cols[name]
+        err += _rows_lines(~ok, ts, lambda i: f"{name} is {values[i]!r} (NaN/inf)")  # noqa: B023
     all_finite = finite["open"] & finite["high"] & finite["low"] & finite["close"]
     for name in ("open", "high", "low", "close"):
-        bad = finite[name] & (cols[name] <= 0)
-        err += _rows_lines(bad, ts, lambda i, n=name: f"{n} {cols[n][i]!r} is not a positive price")
+        values = cols[name]
+        bad = finite[name] & (values <= 0)
+        err += _rows_lines(bad, ts, lambda i: f"{name} {values[i]!r} is not a positive price")  # noqa: B023
     high_bad = all_finite & (h < np.maximum(o, c))
     err += _rows_lines(high_bad, ts, lambda i: f"high {h[i]!r} < max(open {o[i]!r}, close {c[i]!r})")
     low_bad = all_finite & (lo > np.minimum(o, c))
