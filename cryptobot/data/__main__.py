@@ -10,7 +10,7 @@ from cryptobot.data.download import DownloadError, RetryPolicy, download, make_e
 from cryptobot.data.frames import DataValidationError, ms_to_iso, parse_time
 from cryptobot.data.resample import resample
 from cryptobot.data.store import Store, StoreKey, read_any, write_csv, write_parquet
-from cryptobot.data.validate import validate_frame
+from cryptobot.data.validate import timeframe_from_name, validate_frame
 
 
 def _store(args: argparse.Namespace) -> Store:
@@ -45,6 +45,7 @@ def cmd_download(args: argparse.Namespace) -> int:
             store=_store(args),
             client=client,
             retry=RetryPolicy(attempts=args.retries, backoff_seconds=args.backoff),
+            flush_every=args.flush_every,
             progress=not args.quiet,
             log=lambda msg: print(msg, file=sys.stderr),
         )
@@ -75,7 +76,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _read_source(source: str, store: Store) -> tuple[object, str, str | None]:
     path = Path(source)
     if path.is_file():
-        return read_any(path), str(path), None
+        return read_any(path), str(path), timeframe_from_name(path.name)
     key = StoreKey.parse(source)
     return store.read(key), str(key), key.timeframe
 
@@ -103,7 +104,7 @@ def cmd_resample(args: argparse.Namespace) -> int:
             (write_parquet if target.suffix == ".parquet" else write_csv)(out, target)
             where = str(target)
         else:
-            if tf is None:
+            if Path(args.source).is_file():
                 raise ValueError("resampling a file into the store needs --out FILE, or use a store key as source")
             src_key = StoreKey.parse(args.source)
             dst_key = StoreKey(src_key.exchange, src_key.symbol, args.to)
@@ -154,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=10.0, help="HTTP timeout per request in seconds")
     p.add_argument("--api-url", action="append", default=[], metavar="NAME=URL",
                    help="point a ccxt API (e.g. public=http://127.0.0.1:8000) at a mirror or a local server")
+    p.add_argument("--flush-every", type=int, default=20, metavar="PAGES",
+                   help="write the store atomically every N pages (default 20); an interruption loses at most these")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_download)
 
@@ -182,8 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "download" and args.retries < 1:
-        print("--retries must be at least 1", file=sys.stderr)
+    if args.command == "download" and (args.retries < 1 or args.flush_every < 1):
+        print("--retries and --flush-every must be at least 1", file=sys.stderr)
         return 2
     return int(args.func(args))
 

@@ -27,7 +27,7 @@ from cryptobot.data.frames import (
     timeframe_to_ms,
     timestamps_ms,
 )
-from cryptobot.data.validate import ValidationReport, validate_frame
+from cryptobot.data.validate import ValidationReport, timeframe_from_name, validate_frame
 
 DEFAULT_STORE_ROOT = Path("data/store")
 
@@ -237,7 +237,7 @@ def load_frame_with_report(
     timeframe = None
     if path.is_file():
         frame = read_any(path)
-        label = str(path)
+        label, timeframe = str(path), timeframe_from_name(path.name)
     else:
         try:
             key = StoreKey.parse(str(source))

@@ -8,6 +8,7 @@ Every line names the row (1-based data row, header excluded) and its timestamp.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -75,6 +76,12 @@ class ValidationReport:
             raise DataValidationError("\n".join([head, *(f"  {e}" for e in self.errors), hint]))
 
 
+def timeframe_from_name(name: str) -> str | None:
+    """'bitbank_BTC-JPY_15m_2018.csv.gz' → '15m' (the shipped files name their timeframe)."""
+    match = re.search(r"(?:^|[_\-./])([1-9][0-9]*[mhdw])(?=[_\-.]|$)", name)
+    return match.group(1) if match else None
+
+
 def infer_timeframe(ts: np.ndarray) -> str | None:
     """The most common spacing between bars, as a timeframe string (None if under 2 rows)."""
     if ts.size < 2:
@@ -84,7 +91,7 @@ def infer_timeframe(ts: np.ndarray) -> str | None:
     if diffs.size == 0:
         return None
     values, counts = np.unique(diffs, return_counts=True)
-    step = int(values[np.argmax(counts)])
+    step = int(values[counts == counts.max()].max())  # ties: the larger spacing (half-steps come from off-grid rows)
     for unit, ms in (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000)):
         if step % ms == 0:
             return f"{step // ms}{unit}"
@@ -132,18 +139,18 @@ def validate_frame(frame: pd.DataFrame, source: str = "<frame>", timeframe: str 
     finite = {k: np.isfinite(a) for k, a in cols.items()}
     for name, ok in finite.items():
         values = cols[name]
-        err += _rows_lines(~ok, ts, lambda i: f"{name} is {values[i]!r} (NaN/inf)")  # noqa: B023
+        err += _rows_lines(~ok, ts, lambda i: f"{name} is {float(values[i])!r} (NaN/inf)")  # noqa: B023
     all_finite = finite["open"] & finite["high"] & finite["low"] & finite["close"]
     for name in ("open", "high", "low", "close"):
         values = cols[name]
         bad = finite[name] & (values <= 0)
-        err += _rows_lines(bad, ts, lambda i: f"{name} {values[i]!r} is not a positive price")  # noqa: B023
+        err += _rows_lines(bad, ts, lambda i: f"{name} {float(values[i])!r} is not a positive price")  # noqa: B023
     high_bad = all_finite & (h < np.maximum(o, c))
-    err += _rows_lines(high_bad, ts, lambda i: f"high {h[i]!r} < max(open {o[i]!r}, close {c[i]!r})")
+    err += _rows_lines(high_bad, ts, lambda i: f"high {float(h[i])!r} < max(open {float(o[i])!r}, close {float(c[i])!r})")
     low_bad = all_finite & (lo > np.minimum(o, c))
-    err += _rows_lines(low_bad, ts, lambda i: f"low {lo[i]!r} > min(open {o[i]!r}, close {c[i]!r})")
+    err += _rows_lines(low_bad, ts, lambda i: f"low {float(lo[i])!r} > min(open {float(o[i])!r}, close {float(c[i])!r})")
     neg_vol = finite["volume"] & (v < 0)
-    err += _rows_lines(neg_vol, ts, lambda i: f"volume {v[i]!r} is negative")
+    err += _rows_lines(neg_vol, ts, lambda i: f"volume {float(v[i])!r} is negative")
 
     if tf is not None and not dup.any() and not back.any():
         step = timeframe_to_ms(tf)
