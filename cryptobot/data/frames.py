@@ -58,6 +58,8 @@ def parse_time(value: str | int | float | pd.Timestamp | None) -> pd.Timestamp |
     """A user-supplied time (ISO date/datetime, or epoch ms) as a UTC Timestamp."""
     if value is None:
         return None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
     if isinstance(value, (int, float, np.integer)) and not isinstance(value, bool):
         return pd.Timestamp(int(value), unit="ms", tz="UTC")
     stamp = pd.Timestamp(value)
