@@ -1,6 +1,16 @@
-"""The 15 model features (seed spec §3): names and order. One constant, written into every model bundle."""
+"""The 15 model features (seed spec §3): names and order, the batch wrapper and the live stepper.
+
+`FEATURE_ORDER` is the one constant written into every model bundle and checked at load. The numbers come
+from `cryptobot.kernels.features`; this module only converts pandas ↔ numpy and names columns.
+"""
 
 from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cryptobot.config import FeaturesConfig
+from cryptobot.kernels import features as nb
 
 FEATURE_ORDER: tuple[str, ...] = (
     "close",
@@ -19,3 +29,82 @@ FEATURE_ORDER: tuple[str, ...] = (
     "plus_di_14",
     "minus_di_14",
 )
+
+
+def feature_params(params: FeaturesConfig | None = None) -> np.ndarray:
+    """The kernels' parameter vector (layout `cryptobot.kernels.features.P_*`)."""
+    cfg = params or FeaturesConfig()
+    p = np.zeros(nb.N_PARAMS, dtype=np.float64)
+    p[nb.P_RSI] = cfg.rsi_period
+    p[nb.P_MACD_FAST] = cfg.macd_fast
+    p[nb.P_MACD_SLOW] = cfg.macd_slow
+    p[nb.P_ATR] = cfg.atr_period
+    p[nb.P_BB] = cfg.bb_period
+    p[nb.P_BB_STD] = cfg.bb_std
+    p[nb.P_EMA_FAST] = cfg.ema_fast
+    p[nb.P_EMA_SLOW] = cfg.ema_slow
+    p[nb.P_VR] = cfg.volume_ratio_period
+    p[nb.P_DC] = cfg.donchian_period
+    p[nb.P_ADX] = cfg.adx_period
+    return p
+
+
+def feature_warmups(params: FeaturesConfig | None = None) -> dict[str, int]:
+    """Per feature: leading bars that are NaN (its first valid value's index) on gap-free input."""
+    w = nb.features_warmup(feature_params(params))
+    return {name: int(w[i]) for i, name in enumerate(FEATURE_ORDER)}
+
+
+def _ohlcv_arrays(ohlcv: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    missing = [c for c in ("open", "high", "low", "close", "volume") if c not in ohlcv.columns]
+    if missing:
+        raise ValueError(f"OHLCV frame lacks column(s) {missing}")
+    return tuple(np.ascontiguousarray(ohlcv[c].to_numpy(dtype=np.float64)) for c in ("open", "high", "low", "close", "volume"))
+
+
+def compute_features(ohlcv: pd.DataFrame, params: FeaturesConfig | None = None) -> pd.DataFrame:
+    """All 15 features in one fused numba pass; same index as the input, NaN during warm-up."""
+    p = feature_params(params)
+    o, h, lo, c, v = _ohlcv_arrays(ohlcv)
+    out = nb.features_batch(nb.features_init(p), p, o, h, lo, c, v)
+    return pd.DataFrame(out, index=ohlcv.index, columns=list(FEATURE_ORDER))
+
+
+class FeatureStepper:
+    """Features one closed bar at a time, for the live adapter: O(1) per bar, one numba call, no allocation.
+
+    `get_state()` returns plain arrays the live adapter persists; `set_state()` restores them, and the
+    continuation is identical to an uninterrupted run.
+    """
+
+    def __init__(self, params: FeaturesConfig | None = None):
+        self.params = feature_params(params)
+        self._layout = nb.feature_layout(self.params)
+        self._state = nb.features_init(self.params)
+        self._out = np.empty(nb.N_FEATURES, dtype=np.float64)
+        self.warmup = int(nb.features_warmup(self.params).max())
+
+    def update(self, open: float, high: float, low: float, close: float, volume: float) -> np.ndarray:
+        """Features of this bar in FEATURE_ORDER (a view of an internal buffer: copy it to keep it)."""
+        nb.features_step(self._state, self.params, self._layout, open, high, low, close, volume, self._out)
+        return self._out
+
+    @property
+    def bars_seen(self) -> int:
+        return int(self._state[0])
+
+    @property
+    def ready(self) -> bool:
+        return self.bars_seen > self.warmup
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        return {"params": self.params.copy(), "state": self._state.copy()}
+
+    def set_state(self, saved: dict[str, np.ndarray]) -> None:
+        params = np.asarray(saved["params"], dtype=np.float64)
+        state = np.asarray(saved["state"], dtype=np.float64)
+        if params.shape != self.params.shape or not np.array_equal(params, self.params):
+            raise ValueError("saved feature state was made with other feature parameters; rebuild it from history")
+        if state.shape != self._state.shape:
+            raise ValueError(f"saved feature state has {state.size} values, expected {self._state.size}")
+        self._state = state.copy()
