@@ -175,6 +175,7 @@ class ADXTrendStrengthConfig(StrategyBase):
     sl_atr: PositiveFloat = 2.0
     tp_atr: PositiveFloat = 3.0
     strong_trend_multiplier: PositiveFloat = 1.5
+    trade_weak_trend: bool = Field(True, description="the seed's rule: trade the DI side when ADX shows no trend")
 
 
 class EMACrossConfig(StrategyBase):
@@ -186,6 +187,20 @@ class EMACrossConfig(StrategyBase):
     sl_pct: float = Field(0.05, ge=0.0, le=1.0, description="stop-loss distance as a fraction of price")
     tp_pct: float = Field(0.0, ge=0.0, le=10.0, description="take-profit distance; 0 = none")
 
+    @model_validator(mode="after")
+    def _fast_below_slow(self) -> EMACrossConfig:
+        if self.fast >= self.slow:
+            raise ValueError(f"fast ({self.fast}) must be below slow ({self.slow})")
+        return self
+
+
+class CustomStrategyConfig(_Section):
+    """Settings of a researcher's own registered strategy (`cryptobot.strategies.register_strategy`)."""
+
+    enabled: bool = True
+    weight: float = Field(1.0, ge=0.0, le=100.0)
+    params: dict[str, float] = Field(default_factory=dict, description="overrides of the registered defaults")
+
 
 class CombinerConfig(_Section):
     """How strategy votes become one action (seed §4.8 and the author's later weighted-sum fix)."""
@@ -193,7 +208,7 @@ class CombinerConfig(_Section):
     method: Literal["weighted_sum", "average_confidence"] = "weighted_sum"
     min_conflict_threshold: Fraction = Field(0.1, description="average_confidence: buy/sell gap needed")
     min_score: Fraction = Field(
-        0.3, description="weighted_sum: net weighted confidence (share of total weight) needed to act"
+        0.1, description="weighted_sum: net weighted confidence (share of total weight) needed to act"
     )
 
 
@@ -205,6 +220,7 @@ class StrategiesConfig(_Section):
     donchian_channel: DonchianChannelConfig = DonchianChannelConfig()
     adx_trend_strength: ADXTrendStrengthConfig = ADXTrendStrengthConfig()
     ema_cross: EMACrossConfig = EMACrossConfig()
+    custom: dict[str, CustomStrategyConfig] = Field(default_factory=dict, description="registered own strategies")
 
 
 # --------------------------------------------------------------------------- execution and risk

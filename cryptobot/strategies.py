@@ -1,0 +1,427 @@
+"""Strategies: the registry, the fused numba pipeline (features → strategies → combiner), and its two drivers.
+
+A strategy is one numba step kernel with the signature of `cryptobot.kernels.strategies` registered by
+name. The registry writes a small Python module that calls every registered step in one compiled function
+(numba cannot loop over a list of functions cheaply) into a cache directory and imports it, so numba's
+`cache=True` works and a warm start compiles nothing. `compute_signals` loops that step over history;
+`SignalStepper` calls it once per closed bar for the live adapter — the same code, so parity is structural.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cryptobot.config import Config, load_config
+from cryptobot.data.frames import timeframe_to_ms, timestamps_ms
+from cryptobot.data.validate import infer_timeframe
+from cryptobot.features import FEATURE_ORDER, feature_params
+from cryptobot.kernels import combiner as cb
+from cryptobot.kernels import features as fk
+from cryptobot.kernels import strategies as sk
+
+ParamsFn = Callable[[Config, int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """A registered strategy: its step kernel and how config becomes its parameters, state and warm-up."""
+
+    name: str
+    step: Any  # numba dispatcher with the common strategy signature
+    params: ParamsFn  # (config, base timeframe ms) -> float64 parameter vector
+    state_size: Callable[[np.ndarray], int]
+    warmup: Callable[[Config, int], int]  # bars before the strategy can signal
+    enabled: Callable[[Config], bool]
+    weight: Callable[[Config], float]
+
+
+_REGISTRY: dict[str, StrategySpec] = {}
+
+
+def register(spec: StrategySpec) -> StrategySpec:
+    if not spec.name.isidentifier():
+        raise ValueError(f"strategy name {spec.name!r} must be a Python identifier (it names columns)")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def register_strategy(
+    name: str,
+    step: Any,
+    *,
+    defaults: dict[str, float],
+    state_size: int | Callable[[np.ndarray], int],
+    warmup: int,
+    enabled: bool = True,
+    weight: float = 1.0,
+) -> StrategySpec:
+    """Register a researcher's own strategy: one numba step kernel plus its parameters, state and warm-up.
+
+    `defaults` names the parameters in the order the kernel reads them from its parameter vector; config
+    `strategies.custom.<name>` may override `enabled`, `weight` and any of `params`. After this call the
+    strategy takes part in `compute_signals`, `SignalStepper`, backtests, sweeps and live trading.
+    """
+    names = list(defaults)
+
+    def params(cfg: Config, base_ms: int) -> np.ndarray:
+        custom = cfg.strategies.custom.get(name)
+        values = dict(defaults)
+        if custom is not None:
+            unknown = sorted(set(custom.params) - set(values))
+            if unknown:
+                raise ValueError(f"strategies.custom.{name}.params: unknown parameter(s) {unknown}; known: {names}")
+            values.update(custom.params)
+        return np.array([float(values[k]) for k in names], dtype=np.float64)
+
+    size_fn = state_size if callable(state_size) else (lambda p, n=int(state_size): n)
+    return register(
+        StrategySpec(
+            name=name,
+            step=step,
+            params=params,
+            state_size=size_fn,
+            warmup=lambda cfg, base_ms: warmup,
+            enabled=lambda cfg: cfg.strategies.custom[name].enabled if name in cfg.strategies.custom else enabled,
+            weight=lambda cfg: cfg.strategies.custom[name].weight if name in cfg.strategies.custom else weight,
+        )
+    )
+
+
+def unregister_strategy(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def registered() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+# ------------------------------------------------------------------------------ built-in strategies
+def _section(name: str) -> Callable[[Config], Any]:
+    return lambda cfg: getattr(cfg.strategies, name)
+
+
+def _builtin(name: str, step: Any, size: Any, values: Callable[[Any, Config, int], list[float]],
+             warmup: Callable[[Config, int], int]) -> None:
+    section = _section(name)
+    register(
+        StrategySpec(
+            name=name,
+            step=step,
+            params=lambda cfg, base_ms: np.array(values(section(cfg), cfg, base_ms), dtype=np.float64),
+            state_size=lambda p: int(size(p)),
+            warmup=warmup,
+            enabled=lambda cfg: bool(section(cfg).enabled),
+            weight=lambda cfg: float(section(cfg).weight),
+        )
+    )
+
+
+def _feature_warmup(cfg: Config, *names: str) -> int:
+    w = fk.features_warmup(feature_params(cfg.features))
+    return int(max(w[FEATURE_ORDER.index(n)] for n in names))
+
+
+_builtin(
+    "atr_based", sk.atr_based_step, sk.atr_based_state_size,
+    lambda s, cfg, ms: [s.bb_overbought, s.bb_oversold, s.rsi_overbought, s.rsi_oversold, s.base_confidence,
+                        s.confidence_multiplier, s.min_confidence, s.low_volatility_ratio, s.high_volatility_ratio,
+                        s.volatility_lookback, s.sl_atr, s.tp_atr],
+    lambda cfg, ms: _feature_warmup(cfg, "atr_14", "bb_position", "rsi_14"),
+)
+_builtin(
+    "mochipoy_alert", sk.mochipoy_alert_step, sk.mochipoy_state_size,
+    lambda s, cfg, ms: [s.rci_period, s.rci_overbought, s.rci_oversold, s.strong_confidence, s.vote_step,
+                        s.weak_confidence, s.max_confidence, s.min_confidence, s.sl_atr, s.tp_atr],
+    lambda cfg, ms: max(_feature_warmup(cfg, "ema_50", "macd", "atr_14"), cfg.strategies.mochipoy_alert.rci_period - 1),
+)
+_builtin(
+    "multi_timeframe", sk.multi_timeframe_step, sk.multi_timeframe_state_size,
+    lambda s, cfg, ms: [s.trend_lookback, s.min_trend_strength, s.min_volatility, s.entry_lookback,
+                        s.rsi_overbought, s.rsi_oversold, s.trend_weight, s.entry_weight, s.min_confidence,
+                        s.sl_atr, s.tp_atr, ms, timeframe_to_ms(cfg.data.higher_timeframe), cfg.features.ema_slow,
+                        cfg.features.atr_period],
+    lambda cfg, ms: int(
+        -(-(cfg.features.ema_slow + cfg.strategies.multi_timeframe.trend_lookback + 1)
+          * timeframe_to_ms(cfg.data.higher_timeframe) // ms)
+    ),
+)
+_builtin(
+    "donchian_channel", sk.donchian_channel_step, sk.donchian_state_size,
+    lambda s, cfg, ms: [s.breakout_threshold, s.breakout_volume_ratio, s.breakout_confidence, s.reversal_threshold,
+                        s.weak_zone_low, s.weak_zone_high, s.middle_zone_min, s.middle_zone_max,
+                        s.weak_signal_confidence, s.min_confidence, s.sl_atr, s.tp_atr],
+    lambda cfg, ms: _feature_warmup(cfg, "channel_position", "volume_ratio", "atr_14") + 1,
+)
+_builtin(
+    "adx_trend_strength", sk.adx_trend_strength_step, sk.adx_state_size,
+    lambda s, cfg, ms: [s.strong_trend_threshold, s.weak_trend_threshold, s.di_crossover_threshold,
+                        s.weak_di_threshold, s.moderate_di_threshold, s.di_weak_signal_confidence, s.min_confidence,
+                        s.sl_atr, s.tp_atr, s.strong_trend_multiplier, float(s.trade_weak_trend)],
+    lambda cfg, ms: _feature_warmup(cfg, "adx_14", "volume_ratio", "atr_14") + 1,
+)
+_builtin(
+    "ema_cross", sk.ema_cross_step, sk.ema_cross_state_size,
+    lambda s, cfg, ms: [s.fast, s.slow, s.sl_pct, s.tp_pct],
+    lambda cfg, ms: cfg.strategies.ema_cross.slow,
+)
+
+# ------------------------------------------------------------------------------ generated pipeline
+_TEMPLATE = '''"""Generated by cryptobot.strategies for the strategies: {names}. Do not edit: regenerated on demand."""
+import numpy as np
+from numba import njit
+
+from cryptobot.kernels.combiner import N_OUT, combine
+from cryptobot.kernels.features import N_FEATURES, feature_layout, features_step
+
+
+@njit(cache=True)
+def pipeline_step(fst, fp, foff, sst, sp, soff, poff, weights, enabled, cp, ts, bar, feat, votes, out):
+    if features_step(fst, fp, foff, bar[0], bar[1], bar[2], bar[3], bar[4], feat):
+{calls}
+    else:
+        for k in range(votes.shape[0]):
+            votes[k, 0] = 0.0
+            votes[k, 1] = 0.0
+            votes[k, 2] = np.nan
+            votes[k, 3] = np.nan
+    combine(votes, weights, enabled, cp, out)
+
+
+@njit(cache=True)
+def pipeline_batch(fst, fp, sst, sp, soff, poff, weights, enabled, cp, ts, o, h, lo, c, v):
+    n = c.shape[0]
+    foff = feature_layout(fp)
+    feats = np.empty((n, N_FEATURES))
+    votes = np.empty((n, {k}, 4))
+    outs = np.empty((n, N_OUT))
+    bar = np.empty(5)
+    for i in range(n):
+        bar[0] = o[i]
+        bar[1] = h[i]
+        bar[2] = lo[i]
+        bar[3] = c[i]
+        bar[4] = v[i]
+        pipeline_step(fst, fp, foff, sst, sp, soff, poff, weights, enabled, cp, ts[i], bar, feats[i], votes[i], outs[i])
+    return feats, votes, outs
+'''
+
+
+def _pipeline_dir() -> Path:
+    root = os.environ.get("CRYPTOBOT_PIPELINE_DIR")
+    base = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cryptobot" / "pipelines"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        return base
+    except OSError:
+        fallback = Path(tempfile.gettempdir()) / "cryptobot-pipelines"
+        fallback.mkdir(parents=True, exist_ok=True)
+        return fallback
+
+
+def _identity(step: Any) -> str:
+    func = getattr(step, "py_func", step)
+    try:
+        source = inspect.getsource(func)
+    except (OSError, TypeError):
+        source = ""
+    return f"{func.__module__}:{func.__qualname__}:{hashlib.sha256(source.encode()).hexdigest()}"
+
+
+_MODULES: dict[str, ModuleType] = {}
+
+
+def _pipeline_module(specs: tuple[StrategySpec, ...]) -> ModuleType:
+    calls = "\n".join(
+        f"        _s{i}(sst[soff[{i}]:soff[{i + 1}]], sp[poff[{i}]:poff[{i + 1}]], ts, bar, feat, votes[{i}])"
+        for i in range(len(specs))
+    )
+    source = _TEMPLATE.format(names=", ".join(s.name for s in specs), calls=calls or "        pass", k=len(specs))
+    key = hashlib.sha256((source + "\n".join(_identity(s.step) for s in specs)).encode()).hexdigest()[:16]
+    if key in _MODULES:
+        return _MODULES[key]
+    path = _pipeline_dir() / f"pipeline_{key}.py"
+    if not path.exists() or path.read_text() != source:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(source)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(f"cryptobot_pipeline_{key}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # numba's cache re-imports the module by name when it loads
+    for i, s in enumerate(specs):
+        module.__dict__[f"_s{i}"] = s.step  # strategies are globals of the generated code
+    spec.loader.exec_module(module)
+    _MODULES[key] = module
+    return module
+
+
+@dataclass
+class Pipeline:
+    """The registered strategies bound to one config and base timeframe: parameter and state arrays."""
+
+    names: tuple[str, ...]
+    module: ModuleType
+    fp: np.ndarray
+    sp: np.ndarray
+    poff: np.ndarray
+    soff: np.ndarray
+    weights: np.ndarray
+    enabled: np.ndarray
+    cp: np.ndarray
+    warmup: int
+    base_ms: int
+
+    @classmethod
+    def build(cls, config: Config, base_ms: int) -> Pipeline:
+        specs = tuple(_REGISTRY.values())
+        params = [s.params(config, base_ms) for s in specs]
+        sizes = [s.state_size(p) for s, p in zip(specs, params, strict=True)]
+        enabled = np.array([s.enabled(config) for s in specs], dtype=np.bool_)
+        method = cb.METHOD_WEIGHTED_SUM if config.strategies.combiner.method == "weighted_sum" else cb.METHOD_AVERAGE_CONFIDENCE
+        warm = [s.warmup(config, base_ms) for s, on in zip(specs, enabled, strict=True) if on]
+        return cls(
+            names=tuple(s.name for s in specs),
+            module=_pipeline_module(specs),
+            fp=feature_params(config.features),
+            sp=np.concatenate(params) if params else np.zeros(0),
+            poff=np.cumsum([0, *[p.size for p in params]]).astype(np.int64),
+            soff=np.cumsum([0, *sizes]).astype(np.int64),
+            weights=np.array([s.weight(config) for s in specs], dtype=np.float64),
+            enabled=enabled,
+            cp=np.array([method, config.strategies.combiner.min_conflict_threshold,
+                         config.strategies.combiner.min_score], dtype=np.float64),
+            warmup=max(warm, default=0),
+            base_ms=base_ms,
+        )
+
+    def new_state(self) -> tuple[np.ndarray, np.ndarray]:
+        return fk.features_init(self.fp), np.zeros(int(self.soff[-1]), dtype=np.float64)
+
+
+def _base_ms(ohlcv: pd.DataFrame, config: Config, timeframe: str | None) -> int:
+    if timeframe is not None:
+        return timeframe_to_ms(timeframe)
+    inferred = infer_timeframe(timestamps_ms(ohlcv))
+    return timeframe_to_ms(inferred or config.data.timeframe)
+
+
+def signal_columns(names: tuple[str, ...]) -> list[str]:
+    cols = ["action", "confidence", "stop_loss", "take_profit", "voters"]
+    for n in names:
+        cols += [f"{n}_action", f"{n}_confidence"]
+    return cols
+
+
+def compute_signals(ohlcv: pd.DataFrame, config: Config | None = None, timeframe: str | None = None,
+                    with_features: bool = False) -> pd.DataFrame:
+    """Per-bar combined signal and per-strategy votes over history, in one compiled pass.
+
+    Columns: `action` (int8 −1/0/+1), `confidence`, `stop_loss`, `take_profit` (NaN on hold), `voters`
+    (bitmask over the registered strategies, in `registered()` order), then `<name>_action` and
+    `<name>_confidence` per strategy (plus the 15 features when `with_features`). The base timeframe (for
+    the higher-timeframe strategy) is `timeframe`, else inferred from the index, else `data.timeframe`.
+    """
+    cfg = config or load_config()
+    pipe = Pipeline.build(cfg, _base_ms(ohlcv, cfg, timeframe))
+    fst, sst = pipe.new_state()
+    arrays = [np.ascontiguousarray(ohlcv[c].to_numpy(dtype=np.float64)) for c in ("open", "high", "low", "close", "volume")]
+    feats, votes, outs = pipe.module.pipeline_batch(fst, pipe.fp, sst, pipe.sp, pipe.soff, pipe.poff, pipe.weights,
+                                                    pipe.enabled, pipe.cp, timestamps_ms(ohlcv), *arrays)
+    data: dict[str, Any] = {
+        "action": outs[:, cb.OUT_ACTION].astype(np.int8),
+        "confidence": outs[:, cb.OUT_CONF],
+        "stop_loss": outs[:, cb.OUT_SL],
+        "take_profit": outs[:, cb.OUT_TP],
+        "voters": outs[:, cb.OUT_VOTERS].astype(np.int64),
+    }
+    for i, name in enumerate(pipe.names):
+        data[f"{name}_action"] = votes[:, i, 0].astype(np.int8)
+        data[f"{name}_confidence"] = votes[:, i, 1]
+    frame = pd.DataFrame(data, index=ohlcv.index)
+    if with_features:
+        frame = pd.concat([frame, pd.DataFrame(feats, index=ohlcv.index, columns=list(FEATURE_ORDER))], axis=1)
+    return frame
+
+
+@dataclass
+class SignalResult:
+    """One bar's decision from `SignalStepper.update`."""
+
+    action: int
+    confidence: float
+    stop_loss: float
+    take_profit: float
+    voters: int
+    features: np.ndarray
+    votes: np.ndarray  # (strategies, 4): action, confidence, stop-loss, take-profit
+
+
+class SignalStepper:
+    """Features, strategies and combiner for one closed bar at a time (the live adapter's decision step)."""
+
+    def __init__(self, config: Config | None = None, timeframe: str | None = None):
+        cfg = config or load_config()
+        self.config = cfg
+        self.pipeline = Pipeline.build(cfg, timeframe_to_ms(timeframe or cfg.data.timeframe))
+        self._fst, self._sst = self.pipeline.new_state()
+        self._foff = fk.feature_layout(self.pipeline.fp)
+        self._bar = np.empty(5)
+        self._feat = np.empty(fk.N_FEATURES)
+        self._votes = np.empty((len(self.pipeline.names), 4))
+        self._out = np.empty(cb.N_OUT)
+        self.warmup = max(self.pipeline.warmup, int(fk.features_warmup(self.pipeline.fp).max()))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.pipeline.names
+
+    def update(self, timestamp_ms: int, open: float, high: float, low: float, close: float, volume: float) -> SignalResult:
+        """Decide at the close of the bar that opened at `timestamp_ms` (UTC ms)."""
+        self.step(timestamp_ms, open, high, low, close, volume)
+        out = self._out
+        return SignalResult(int(out[cb.OUT_ACTION]), float(out[cb.OUT_CONF]), float(out[cb.OUT_SL]),
+                            float(out[cb.OUT_TP]), int(out[cb.OUT_VOTERS]), self._feat.copy(), self._votes.copy())
+
+    def step(self, timestamp_ms: int, open: float, high: float, low: float, close: float, volume: float) -> np.ndarray:
+        """Like `update` without building a result object: returns the internal output vector (a view)."""
+        bar = self._bar
+        bar[0], bar[1], bar[2], bar[3], bar[4] = open, high, low, close, volume
+        p = self.pipeline
+        p.module.pipeline_step(self._fst, p.fp, self._foff, self._sst, p.sp, p.soff, p.poff, p.weights, p.enabled,
+                               p.cp, int(timestamp_ms), bar, self._feat, self._votes, self._out)
+        return self._out
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        return {
+            "strategies": np.array(self.pipeline.names),
+            "feature_params": self.pipeline.fp.copy(),
+            "strategy_params": self.pipeline.sp.copy(),
+            "feature_state": self._fst.copy(),
+            "strategy_state": self._sst.copy(),
+        }
+
+    def set_state(self, saved: dict[str, np.ndarray]) -> None:
+        names = tuple(str(n) for n in np.asarray(saved["strategies"]).tolist())
+        if names != self.pipeline.names:
+            raise ValueError(f"saved signal state is for strategies {names}, this stepper runs {self.pipeline.names}")
+        for key, mine in (("feature_params", self.pipeline.fp), ("strategy_params", self.pipeline.sp)):
+            if not np.array_equal(np.asarray(saved[key], dtype=np.float64), mine):
+                raise ValueError(f"saved signal state was made with other {key.replace('_', ' ')}; rebuild it from history")
+        fst = np.asarray(saved["feature_state"], dtype=np.float64)
+        sst = np.asarray(saved["strategy_state"], dtype=np.float64)
+        if fst.shape != self._fst.shape or sst.shape != self._sst.shape:
+            raise ValueError("saved signal state has the wrong size; rebuild it from history")
+        self._fst, self._sst = fst.copy(), sst.copy()
