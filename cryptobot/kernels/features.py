@@ -31,7 +31,7 @@ F_CLOSE, F_VOLUME, F_RSI, F_MACD, F_ATR, F_BB_POS, F_EMA_FAST, F_EMA_SLOW = rang
 F_VOL_RATIO, F_DC_HIGH, F_DC_LOW, F_CH_POS, F_ADX, F_PLUS_DI, F_MINUS_DI = range(8, 15)
 
 # ------------------------------------------------------------------------------------------- EMA block
-EMA_SIZE = 3  # [values seen, seed sum, value]
+EMA_SIZE = 4  # [values seen, seed sum, value, smoothing factor 2 / (period + 1)]
 
 
 @njit(cache=True)
@@ -43,10 +43,11 @@ def ema_update(st: np.ndarray, o: int, period: int, x: float) -> float:
         st[o] = seen + 1.0
         if seen + 1.0 == period:
             st[o + 2] = st[o + 1] / period
+            st[o + 3] = 2.0 / (period + 1.0)
             return st[o + 2]
         return NAN
     prev = st[o + 2]
-    st[o + 2] = (x - prev) * (2.0 / (period + 1.0)) + prev
+    st[o + 2] = (x - prev) * st[o + 3] + prev
     return st[o + 2]
 
 
@@ -244,12 +245,12 @@ def window_push(st: np.ndarray, o: int, period: int, x: float) -> bool:
         st[buf + pos] = x
         count += 1
         st[o] = count
-        st[o + 1] = (pos + 1) % period
+        st[o + 1] = pos + 1 if pos + 1 < period else 0
         _window_recompute(st, o, period, count)
         return count == period
     old = st[buf + pos]
     st[buf + pos] = x
-    pos = (pos + 1) % period
+    pos = pos + 1 if pos + 1 < period else 0
     st[o + 1] = pos
     if pos == 0:
         _window_recompute(st, o, period, period)
@@ -366,7 +367,7 @@ def features_step(
     st: np.ndarray, p: np.ndarray, off: np.ndarray, o: float, h: float, lo: float, c: float, v: float, out: np.ndarray
 ) -> bool:
     """One closed bar → 15 features in `out`. Returns False (outputs NaN, state untouched) for a bad bar."""
-    if not (np.isfinite(o) and np.isfinite(h) and np.isfinite(lo) and np.isfinite(c) and np.isfinite(v)):
+    if not np.isfinite(o + h + lo + c + v):  # any NaN/inf makes the sum non-finite
         for i in range(N_FEATURES):
             out[i] = NAN
         return False
