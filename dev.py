@@ -5,7 +5,8 @@ Standard library only, so it runs before anything is installed. Every command fi
 the virtual environment `.venv` and installs the project pinned by `constraints.txt`; a stamp file skips
 the install when nothing changed.
 
-  demo   set up, then run the main job: a backtest on the shipped bitbank sample, report in runs/quickstart
+  demo   set up, then run the main job on the shipped bitbank sample: import it into the Parquet store,
+         validate it, list the store and check features and signals for lookahead
   test   set up, then run the whole test suite (fails when no test ran)
   check  set up, then ruff, mypy and the tests
   lock   re-resolve the newest allowed versions and rewrite constraints.txt
@@ -65,10 +66,18 @@ def ensure_venv(extras: str) -> None:
 
 def demo() -> int:
     ensure_venv("research")
-    out = "runs/quickstart"
-    code = run([PY, "-m", "research", "backtest", "--data", DEMO_DATA, "--out", out], env=env_for_tools())
+    env = env_for_tools()
+    data = [PY, "-m", "cryptobot.data"]
+    for tf in ("15m", "1h", "4h"):
+        path = f"data/sample/bitbank_BTC-JPY_{tf}_2018.csv.gz"
+        code = run([*data, "import", path, "--exchange", "bitbank", "--symbol", "BTC/JPY", "--timeframe", tf], env=env)
+        code = code or run([*data, "validate", f"bitbank/BTC-JPY/{tf}"], env=env)
+        if code:
+            return code
+    code = run([*data, "list"], env=env)
+    code = code or run([PY, "-m", "research", "analyze", "lookahead", "--data", DEMO_DATA], env=env)
     if code == 0:
-        print(f"\nreport written to {ROOT / out} (open equity.html in a browser; stats in stats.json)")
+        print("\nsample data imported into data/store and validated; features and signals show no lookahead")
     return code
 
 

@@ -7,6 +7,7 @@ dispatches, so `--help` stays fast (no vectorbt/optuna import until a command ru
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -20,9 +21,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _available(name: str) -> bool:
+    return importlib.util.find_spec(COMMANDS[name][0]) is not None
+
+
 def _usage() -> str:
     lines = ["usage: python -m research COMMAND [options]   (COMMAND --help for its options)", "", "commands:"]
-    lines += [f"  {name:<12} {text}" for name, (_, text) in COMMANDS.items()]
+    lines += [
+        f"  {name:<12} {text}" + ("" if _available(name) else "   [not in this version yet]")
+        for name, (_, text) in COMMANDS.items()
+    ]
     return "\n".join(lines)
 
 
@@ -34,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
         print(f"unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    if not _available(name):
+        print(f"'{name}' is not in this version of cryptobot yet\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
     return int(module.main(rest) or 0)

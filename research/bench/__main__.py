@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 BENCHES: dict[str, tuple[str, str]] = {
@@ -15,10 +16,11 @@ BENCHES: dict[str, tuple[str, str]] = {
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] in {"-h", "--help"} or args[0] not in BENCHES:
+    usable = {name for name, (module, _) in BENCHES.items() if importlib.util.find_spec(module) is not None}
+    if not args or args[0] in {"-h", "--help"} or args[0] not in usable:
         print("usage: python -m research.bench WHAT [options]\n\nwhat:")
         for name, (_, text) in BENCHES.items():
-            print(f"  {name:<10} {text}")
+            print(f"  {name:<10} {text}" + ("" if name in usable else "   [not in this version yet]"))
         return 0 if not args or args[0] in {"-h", "--help"} else 2
     module = importlib.import_module(BENCHES[args[0]][0])
     return int(module.main(args[1:]) or 0)
