@@ -231,6 +231,9 @@ class ExecutionConfig(_Section):
     stops_on_fill_bar: bool = Field(True, description="SL/TP may trigger on the bar the entry fills")
     reverse_on_opposite: bool = Field(False, description="after closing on an opposite signal, open it")
     allow_short: bool = True
+    fixed_amount: float = Field(
+        0.0, ge=0.0, description="if > 0, every entry is this many BTC and risk sizing is bypassed (benchmarks)"
+    )
 
 
 class KellyConfig(_Section):
@@ -244,6 +247,7 @@ class KellyConfig(_Section):
 class RiskConfig(_Section):
     """Seed §7 with its bugs fixed: every stop here really stops trading, in bar time."""
 
+    enabled: bool = Field(True, description="false: no halts, pauses, daily limit or anomaly skips (studies)")
     kelly: KellyConfig = KellyConfig()
     max_drawdown: float = Field(0.20, gt=0.0, le=0.9, description="halt until a human resumes")
     drawdown_scaling: bool = Field(True, description="scale size by (1 - drawdown / max_drawdown)")
