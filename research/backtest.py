@@ -230,5 +230,5 @@ def build_portfolio(close: pd.Series, orders: pd.DataFrame, init_cash: float) ->
         np.ascontiguousarray(orders["fixed_fee"].to_numpy(np.float64)),
         flexible=True,
         init_cash=init_cash,
-        freq=pd.infer_freq(close.index[:50]) or None,
+        freq=pd.Timedelta(int(np.median(np.diff(close.index.as_unit("ms").asi8))), unit="ms") if n > 1 else None,
     )

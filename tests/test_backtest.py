@@ -1,0 +1,141 @@
+"""research.backtest: vectorbt records exactly the kernel's orders; determinism; CLI report; bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cryptobot.config import Config
+from cryptobot.data import DataValidationError, read_csv
+from research.backtest import run
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = sorted((ROOT / "data" / "sample").glob("*.csv.gz"))
+ACTIVE = Config.model_validate({"risk": {"kelly": {"min_trades": 1000}}})  # keep trading on the fallback size
+
+
+@pytest.fixture(scope="module")
+def result_15m() -> object:
+    return run(read_csv(ROOT / "data/sample/bitbank_BTC-JPY_15m_2018.csv.gz"), ACTIVE)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_vectorbt_portfolio_matches_the_kernel(path: Path) -> None:
+    df = read_csv(path)
+    result = run(df, ACTIVE)
+    pf = result.portfolio
+    assert len(result.trades) > 0
+    flat = result.position.to_numpy() == 0.0  # while open, the kernel accrues interest that vectorbt books at exit
+    assert flat.sum() > 100
+    np.testing.assert_allclose(pf.value().to_numpy()[flat], result.equity.to_numpy()[flat], rtol=1e-9)
+    assert pf.final_value() == pytest.approx(result.equity.iloc[-1], rel=1e-12)
+    assert pf.orders.count() == len(result.orders)
+    vbt_fees = pf.orders.records_readable["Fees"].sum()
+    assert vbt_fees == pytest.approx(result.trades["fees"].sum() + result.trades["interest"].sum(), rel=1e-9)
+
+
+def test_trades_frame_is_consistent(result_15m: object) -> None:
+    r = result_15m
+    t = r.trades  # type: ignore[attr-defined]
+    assert list(t.columns[:12]) == ["entry_time", "exit_time", "side", "size", "entry_price", "exit_price", "fees",
+                                    "interest", "pnl", "return", "exit_reason", "strategies"]
+    sign = np.where(t["side"] == "long", 1.0, -1.0)
+    gross = sign * t["size"] * (t["exit_price"] - t["entry_price"])
+    np.testing.assert_allclose(t["pnl"], gross - t["fees"] - t["interest"], rtol=1e-9, atol=1e-6)
+    assert (t["exit_time"] >= t["entry_time"]).all()
+    assert (t["strategies"] != "").all()
+    stats = r.stats  # type: ignore[attr-defined]
+    assert stats["trade_count"] == len(t)
+    assert stats["fees_paid"] == pytest.approx(t["fees"].sum())
+    assert stats["total_return"] == pytest.approx(r.equity.iloc[-1] / 1_000_000 - 1)  # type: ignore[attr-defined]
+    assert sum(stats["exit_reasons"].values()) == len(t)
+    ps = stats["performance_stats"]
+    assert ps["executed_trades"] == len(t) and ps["session_pnl"] == pytest.approx(t["pnl"].sum())
+
+
+def test_fingerprint_is_deterministic_across_runs_and_thread_counts(result_15m: object) -> None:
+    df = read_csv(ROOT / "data/sample/bitbank_BTC-JPY_15m_2018.csv.gz")
+    assert run(df, ACTIVE).fingerprint == result_15m.fingerprint  # type: ignore[attr-defined]
+    code = (
+        "from cryptobot.config import Config; from cryptobot.data import read_csv; from research.backtest import run;"
+        "cfg = Config.model_validate({'risk': {'kelly': {'min_trades': 1000}}});"
+        "print(run(read_csv('data/sample/bitbank_BTC-JPY_15m_2018.csv.gz'), cfg).fingerprint)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env={**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    assert out.stdout.strip() == result_15m.fingerprint  # type: ignore[attr-defined]
+
+
+def test_fingerprint_moves_when_a_fill_changes(result_15m: object) -> None:
+    df = read_csv(ROOT / "data/sample/bitbank_BTC-JPY_15m_2018.csv.gz")
+    other = Config.model_validate({"risk": {"kelly": {"min_trades": 1000}}, "costs": {"slippage_bps": 3.0}})
+    assert run(df, other).fingerprint != result_15m.fingerprint  # type: ignore[attr-defined]
+
+
+def test_bad_input_is_refused_with_the_validation_message() -> None:
+    df = read_csv(ROOT / "data/sample/bitbank_BTC-JPY_4h_2018.csv.gz")
+    bad = df.copy()
+    bad.iloc[10, bad.columns.get_loc("close")] = np.nan
+    with pytest.raises(DataValidationError, match=r"row 11 \(.*\): close is nan"):
+        run(bad)
+    dup = pd.concat([df.iloc[:5], df.iloc[4:10]])
+    with pytest.raises(DataValidationError, match="duplicate timestamp"):
+        run(dup)
+    with pytest.raises(DataValidationError, match="no bars"):
+        run(df.iloc[:0])
+    with pytest.raises(ValueError, match="one probability per bar"):
+        run(df, ml_gate=np.ones(3))
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "research", "backtest", *args], cwd=ROOT, capture_output=True,
+                          text=True, check=False)
+
+
+def test_cli_writes_the_report(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = cli("--data", "data/sample/bitbank_BTC-JPY_4h_2018.csv.gz", "--out", str(out),
+                 "--set", "risk.kelly.min_trades=1000", "--start", "2018-02-01", "--end", "2018-11-01")
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in out.iterdir()} == {"stats.json", "trades.csv", "skipped.csv", "equity.csv",
+                                                "manifest.json", "equity.html"}
+    stats = json.loads((out / "stats.json").read_text())
+    for key in ("total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_duration",
+                "win_rate", "profit_factor", "expectancy", "trade_count", "avg_trade_duration", "exposure",
+                "fees_paid", "interest_paid", "per_strategy", "exit_reasons", "performance_stats"):
+        assert key in stats
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["data"][0]["first"].startswith("2018-02-01") and manifest["data"][0]["file_sha256"]
+    assert len(manifest["code"]["commit"]) in (40, 7) or manifest["code"]["commit"] == "unknown"
+    assert manifest["config"]["risk"]["kelly"]["min_trades"] == 1000
+    trades = pd.read_csv(out / "trades.csv")
+    assert len(trades) == stats["trade_count"] and manifest["fingerprint"] in result.stdout + manifest["fingerprint"]
+    assert "plotly" in (out / "equity.html").read_text()[:5000].lower()
+
+
+def test_cli_secrets_never_reach_the_report(tmp_path: Path) -> None:
+    secret = "sk-test-very-secret-value"
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "research", "backtest", "--data", "data/sample/bitbank_BTC-JPY_1h_2026-08_sample.csv.gz",
+         "--out", str(out)], cwd=ROOT, capture_output=True, text=True, check=False,
+        env={**os.environ, "CRYPTOBOT__EXCHANGE__API_SECRET": secret},
+    )
+    assert result.returncode == 0, result.stderr
+    for path in out.iterdir():
+        assert secret not in path.read_text(errors="ignore"), path.name
+    assert secret not in result.stdout + result.stderr
+
+
+def test_cli_refuses_bad_config_and_empty_range() -> None:
+    bad = cli("--data", "data/sample/bitbank_BTC-JPY_4h_2018.csv.gz", "--out", "/tmp/x", "--set", "risk.max_drawdown=5")
+    assert bad.returncode == 2 and "risk.max_drawdown: 5 is invalid" in bad.stderr
+    empty = cli("--data", "data/sample/bitbank_BTC-JPY_4h_2018.csv.gz", "--out", "/tmp/x", "--start", "2030-01-01")
+    assert empty.returncode == 2 and "no bars" in empty.stderr
