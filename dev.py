@@ -5,8 +5,8 @@ Standard library only, so it runs before anything is installed. Every command fi
 the virtual environment `.venv` and installs the project pinned by `constraints.txt`; a stamp file skips
 the install when nothing changed.
 
-  demo   set up, then run the main job on the shipped bitbank sample: import it into the Parquet store,
-         validate it, list the store and check features and signals for lookahead
+  demo   set up, then run the main job: import and validate the shipped bitbank sample, then backtest it
+         with the default config; the report is written to runs/quickstart/
   test   set up, then run the whole test suite (fails when no test ran)
   check  set up, then ruff, mypy and the tests
   lock   re-resolve the newest allowed versions and rewrite constraints.txt
@@ -75,9 +75,10 @@ def demo() -> int:
         if code:
             return code
     code = run([*data, "list"], env=env)
-    code = code or run([PY, "-m", "research", "analyze", "lookahead", "--data", DEMO_DATA], env=env)
+    out = "runs/quickstart"
+    code = code or run([PY, "-m", "research", "backtest", "--data", "bitbank/BTC-JPY/15m", "--out", out], env=env)
     if code == 0:
-        print("\nsample data imported into data/store and validated; features and signals show no lookahead")
+        print(f"\nbacktest report: {ROOT / out}/ — open equity.html in a browser; numbers in stats.json")
     return code
 
 
