@@ -1,0 +1,89 @@
+"""`python -m research sweep --data … --grid FILE_OR_EXPR --out DIR`: a parameter grid with overfitting statistics."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from cryptobot.config import ConfigError, load_config, parse_set_options
+from cryptobot.data import DataValidationError, load_frame
+from research.manifest import build_manifest, data_description, write_json
+from research.sweep import GridError, SweepResult, parse_grid, run_sweep
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m research sweep",
+        description=(
+            "Backtest every combination of a parameter grid (any dotted config keys) with the shared kernels, "
+            "in chunks with bounded memory. Writes results.parquet (one row per combination), top.csv, "
+            "summary.json (best combination, deflated Sharpe ratio, probability of backtest overfitting), "
+            "heatmap.html for 2-D grids and manifest.json."
+        ),
+        epilog=(
+            "Grid syntax: KEY=START:STOP:STEP (STOP included) | KEY=[v1,v2,…] | KEY=value, comma-separated, e.g. "
+            "'strategies.ema_cross.fast=5:50:5,strategies.ema_cross.slow=[50,100,200]'; or a YAML/JSON file "
+            "mapping keys to lists or {start, stop, step}."
+        ),
+    )
+    parser.add_argument("--data", required=True, help="CSV/CSV.gz/Parquet file or store key")
+    parser.add_argument("--grid", required=True, help="grid file or inline expression (see below)")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--config", action="append", default=[], metavar="FILE", help="base config YAML file(s)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a base config key")
+    parser.add_argument("--start", help="first bar (UTC)")
+    parser.add_argument("--end", help="stop before this time (UTC)")
+    parser.add_argument("--chunk-size", type=int, default=256, help="combinations per chunk (default 256)")
+    parser.add_argument("--blocks", type=int, default=10, help="time blocks for CSCV/PBO, even (default 10)")
+    parser.add_argument("--top", type=int, default=20, help="rows of the top table (default 20)")
+    parser.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786) to run chunks on a cluster")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def write_heatmap(result: SweepResult, path: Path) -> None:
+    import plotly.graph_objects as go
+
+    keys = list(result.summary["grid"])
+    pivot = result.results.pivot_table(index=keys[0], columns=keys[1], values="sharpe", aggfunc="mean")
+    fig = go.Figure(go.Heatmap(z=pivot.to_numpy(), x=[str(c) for c in pivot.columns], y=[str(i) for i in pivot.index],
+                               colorbar={"title": "Sharpe"}))
+    fig.update_layout(title=f"Sharpe by {keys[0]} × {keys[1]}", xaxis_title=keys[1], yaxis_title=keys[0])
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fig.write_html(tmp, include_plotlyjs=True)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config, overrides=parse_set_options(args.set))
+        grid = parse_grid(args.grid)
+        data = load_frame(args.data, args.start, args.end, store_root=cfg.data.store_dir)
+        if data.empty:
+            raise DataValidationError(f"{args.data}: no bars in the selected range")
+        out = Path(args.out)
+        result = run_sweep(data, cfg, grid, out, chunk_size=args.chunk_size, blocks=args.blocks, top=args.top,
+                           scheduler=args.scheduler, progress=not args.quiet)
+    except (ConfigError, GridError, DataValidationError, FileNotFoundError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    tmp = out / ".top.csv.tmp"
+    result.top.to_csv(tmp, index=False)
+    os.replace(tmp, out / "top.csv")
+    write_json(out / "summary.json", result.summary)
+    if len(grid) == 2:
+        write_heatmap(result, out / "heatmap.html")
+    write_json(out / "manifest.json", build_manifest(
+        "sweep", cfg, parameters={"grid": grid, "data": args.data, "start": args.start, "end": args.end,
+                                  "chunk_size": args.chunk_size, "blocks": args.blocks, "overrides": args.set},
+        data=[data_description(args.data, data)]))
+    s = result.summary
+    print(result.top.to_string(index=False))
+    print(f"\n{s['combinations']} combinations ({s['evaluator']} evaluator); deflated Sharpe ratio of the best: "
+          f"{s['deflated_sharpe']['probability']:.3f}; probability of backtest overfitting: {s['pbo']['probability']:.3f}")
+    print(f"results: {out.resolve()} (results.parquet, top.csv, summary.json, manifest.json"
+          f"{', heatmap.html' if len(grid) == 2 else ''})")
+    return 0

@@ -1,0 +1,382 @@
+"""Parameter sweeps over any dotted config keys, in chunks with bounded memory, streamed to Parquet.
+
+Every combination is a full backtest through the shared kernels (strategy pipeline + execution/risk
+kernel, the rules of `research.backtest.run`). Two evaluators share one metrics kernel:
+- general: any parameters; the signal pipeline is re-run only when a strategy/feature parameter changed;
+- fused: grids over the EMA-crossover example alone run `ema_cross_step` and `execution_step` for many
+  combinations in one compiled loop, in parallel across combinations (numba `prange`).
+Results stream to Parquet, one row group per chunk; per-block return moments go with each row so the
+probability of backtest overfitting (CSCV) and the deflated Sharpe ratio need no stored return series.
+Chunks can run on a Dask distributed cluster (`scheduler`); the result is identical to a local run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from numba import njit, prange
+from tqdm import tqdm
+
+from cryptobot.config import Config
+from cryptobot.data import timeframe_to_ms, timestamps_ms
+from cryptobot.kernels import execution as ex
+from cryptobot.kernels import strategies as sk
+from cryptobot.strategies import compute_signals, registered
+from research.backtest import _check_input, execution_params
+from research.overfitting import deflated_sharpe, probability_of_backtest_overfitting
+
+YEAR_MS = 365.25 * 86_400_000
+METRICS = ("total_return", "sharpe", "max_drawdown", "trade_count", "win_rate", "profit_factor", "sharpe_per_bar",
+           "skew", "kurtosis", "n_returns")
+EMA_KEYS = ("strategies.ema_cross.fast", "strategies.ema_cross.slow", "strategies.ema_cross.sl_pct",
+            "strategies.ema_cross.tp_pct")
+
+
+class GridError(ValueError):
+    """A grid that cannot be parsed or does not fit the config."""
+
+
+# ------------------------------------------------------------------------------------------- grid
+def _values(key: str, text: str) -> list[Any]:
+    text = text.strip()
+    if re.fullmatch(r"-?[\d.eE+-]+:-?[\d.eE+-]+(:-?[\d.eE+-]+)?", text):
+        parts = [float(x) for x in text.split(":")]
+        start, stop = parts[0], parts[1]
+        step = parts[2] if len(parts) == 3 else 1.0
+        if step <= 0 or stop < start:
+            raise GridError(f"{key}={text}: a range is START:STOP[:STEP] with STOP >= START and STEP > 0")
+        count = int(np.floor((stop - start) / step + 1e-9)) + 1
+        vals = [start + i * step for i in range(count)]
+        return [int(v) if float(v).is_integer() and all(float(p).is_integer() for p in parts) else round(v, 12)
+                for v in vals]
+    parsed = yaml.safe_load(text)
+    return parsed if isinstance(parsed, list) else [parsed]
+
+
+def parse_grid(spec: str) -> dict[str, list[Any]]:
+    """A YAML/JSON file (`key: [values]` or `key: {start, stop, step}`) or an inline expression:
+    `strategies.ema_cross.fast=5:50:5,strategies.ema_cross.slow=[20,50,100],risk.enabled=false`
+    (ranges are START:STOP:STEP with STOP included)."""
+    path = Path(spec)
+    if path.is_file():
+        raw = yaml.safe_load(path.read_text())
+        if not isinstance(raw, dict) or not raw:
+            raise GridError(f"{path}: a grid file maps dotted config keys to lists of values")
+        grid: dict[str, list[Any]] = {}
+        for key, value in raw.items():
+            if isinstance(value, dict):
+                value = _values(key, f"{value['start']}:{value['stop']}:{value.get('step', 1)}")
+            grid[str(key)] = value if isinstance(value, list) else [value]
+    else:
+        grid = {}
+        for item in re.split(r",(?![^\[]*\])", spec):
+            key, sep, text = item.partition("=")
+            if not sep or not key.strip():
+                raise GridError(f"grid item {item!r}: expected KEY=VALUES, e.g. strategies.ema_cross.fast=5:50:5")
+            grid[key.strip()] = _values(key.strip(), text)
+    for key, values in grid.items():
+        if not values:
+            raise GridError(f"{key}: no values")
+    return grid
+
+
+def combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    keys = list(grid)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def apply(base: Config, params: dict[str, Any]) -> Config:
+    data = base.model_dump()
+    for dotted, value in params.items():
+        node = data
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            if part not in node or not isinstance(node[part], dict):
+                raise GridError(f"{dotted}: no such config key")
+            node = node[part]
+        if parts[-1] not in node:
+            raise GridError(f"{dotted}: no such config key")
+        node[parts[-1]] = value
+    try:
+        return Config.model_validate(data)
+    except ValueError as exc:
+        raise GridError(f"{params}: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------- metrics
+@njit(cache=True)
+def equity_metrics(equity: np.ndarray, init: float, pnl: np.ndarray, bars_per_year: float, out: np.ndarray,
+                   block_n: np.ndarray, block_s1: np.ndarray, block_s2: np.ndarray) -> None:
+    """Sweep metrics (layout METRICS) and per-block return moments from an equity curve and trade P&Ls."""
+    n = equity.shape[0]
+    blocks = block_n.shape[0]
+    block_len = max(1, n // blocks)
+    prev = init
+    peak = init
+    max_dd = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    s4 = 0.0
+    block_n[:] = 0.0
+    block_s1[:] = 0.0
+    block_s2[:] = 0.0
+    for i in range(n):
+        r = equity[i] / prev - 1.0
+        prev = equity[i]
+        s1 += r
+        s2 += r * r
+        s3 += r * r * r
+        s4 += r * r * r * r
+        k = min(i // block_len, blocks - 1)
+        block_n[k] += 1.0
+        block_s1[k] += r
+        block_s2[k] += r * r
+        if equity[i] > peak:
+            peak = equity[i]
+        dd = 1.0 - equity[i] / peak
+        if dd > max_dd:
+            max_dd = dd
+    mean = s1 / n if n else 0.0
+    m2 = s2 / n - mean * mean if n else 0.0
+    m3 = s3 / n - 3.0 * mean * s2 / n + 2.0 * mean**3 if n else 0.0
+    m4 = s4 / n - 4.0 * mean * s3 / n + 6.0 * mean * mean * s2 / n - 3.0 * mean**4 if n else 0.0
+    var = m2 * n / (n - 1.0) if n > 1 else 0.0
+    sr = mean / np.sqrt(var) if var > 0.0 else 0.0
+    wins = 0.0
+    gross_win = 0.0
+    gross_loss = 0.0
+    for x in pnl:
+        if x > 0.0:
+            wins += 1.0
+            gross_win += x
+        elif x < 0.0:
+            gross_loss -= x
+    out[0] = equity[n - 1] / init - 1.0 if n else 0.0
+    out[1] = sr * np.sqrt(bars_per_year)
+    out[2] = max_dd
+    out[3] = pnl.shape[0]
+    out[4] = wins / pnl.shape[0] if pnl.shape[0] else 0.0
+    out[5] = gross_win / gross_loss if gross_loss > 0.0 else (np.inf if gross_win > 0.0 else 0.0)
+    out[6] = sr
+    out[7] = m3 / m2**1.5 if m2 > 0.0 else 0.0
+    out[8] = m4 / (m2 * m2) if m2 > 0.0 else 3.0
+    out[9] = n
+
+
+# ------------------------------------------------------------------------------------ evaluators
+@dataclass
+class Market:
+    """Arrays of the data every chunk needs (small enough to scatter to Dask workers)."""
+
+    ts: np.ndarray
+    o: np.ndarray
+    h: np.ndarray
+    lo: np.ndarray
+    c: np.ndarray
+    timeframe: str
+    frame: pd.DataFrame
+
+    @classmethod
+    def from_frame(cls, ohlcv: pd.DataFrame) -> Market:
+        tf = _check_input(ohlcv)
+        arrays = [np.ascontiguousarray(ohlcv[k].to_numpy(np.float64)) for k in ("open", "high", "low", "close")]
+        return cls(timestamps_ms(ohlcv), *arrays, tf, ohlcv)
+
+
+def _signal_key(cfg: Config) -> str:
+    return json.dumps([cfg.strategies.model_dump(), cfg.features.model_dump(), cfg.data.higher_timeframe],
+                      sort_keys=True, default=str)
+
+
+def evaluate_general(market: Market, base: Config, combos: list[dict[str, Any]], blocks: int) -> np.ndarray:
+    """One full backtest per combination; returns rows of [METRICS…, block n…, block sum…, block sumsq…]."""
+    bar_ms = timeframe_to_ms(market.timeframe)
+    rows = np.empty((len(combos), len(METRICS) + 3 * blocks))
+    cache: dict[str, pd.DataFrame] = {}
+    ml = np.full(market.c.shape[0], np.nan)
+    for j, params in enumerate(combos):
+        cfg = apply(base, params)
+        key = _signal_key(cfg)
+        if key not in cache:
+            cache.clear()
+            cache[key] = compute_signals(market.frame, cfg, timeframe=market.timeframe)
+        sig = cache[key]
+        events, equity, _, _ = ex.execution_batch(
+            execution_params(cfg, bar_ms), market.ts, market.o, market.h, market.lo, market.c,
+            sig["action"].to_numpy(np.float64), sig["stop_loss"].to_numpy(), sig["take_profit"].to_numpy(),
+            sig["voters"].to_numpy(np.float64), ml)
+        pnl = np.ascontiguousarray(events[events[:, ex.EV_KIND] == ex.EV_EXIT, ex.EV_PNL])
+        row = rows[j]
+        m = len(METRICS)
+        equity_metrics(equity, cfg.execution.initial_capital, pnl, YEAR_MS / bar_ms, row[:m], row[m : m + blocks],
+                       row[m + blocks : m + 2 * blocks], row[m + 2 * blocks :])
+    return rows
+
+
+@njit(cache=True, parallel=True)
+def _ema_sweep_nb(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, strat: np.ndarray,
+                  ep: np.ndarray, voters: float, bars_per_year: float, blocks: int, n_metrics: int) -> np.ndarray:
+    combos = strat.shape[0]
+    n = c.shape[0]
+    rows = np.empty((combos, n_metrics + 3 * blocks))
+    for j in prange(combos):
+        sst = np.zeros(sk.ema_cross_state_size(strat[j]))
+        est = ex.execution_init(ep)
+        ev = np.empty((ex.EV_MAX, ex.EV_WIDTH))
+        bar = np.empty(5)
+        feat = np.empty(15)
+        out = np.empty(4)
+        equity = np.empty(n)
+        pnl = np.empty(2 * n + 2)
+        k = 0
+        for i in range(n):
+            bar[0], bar[1], bar[2], bar[3], bar[4] = o[i], h[i], lo[i], c[i], 0.0
+            if np.isfinite(o[i] + h[i] + lo[i] + c[i]):
+                sk.ema_cross_step(sst, strat[j], ts[i], bar, feat, out)
+            else:
+                sk.hold(out)
+            m = ex.execution_step(est, ep, i, ts[i], o[i], h[i], lo[i], c[i], out[0], out[2], out[3],
+                                  voters if out[0] != 0.0 else 0.0, np.nan, ev)
+            for q in range(m):
+                if ev[q, ex.EV_KIND] == ex.EV_EXIT:
+                    pnl[k] = ev[q, ex.EV_PNL]
+                    k += 1
+            equity[i] = est[ex.S_EQUITY]
+        if n > 0 and est[ex.S_POS] != 0.0:
+            side = 1.0 if est[ex.S_POS] > 0.0 else -1.0
+            m = ex._close_position(est, ep, n - 1, ts[n - 1], c[n - 1] * (1.0 - side * ep[ex.P_SLIP]), ep[ex.P_TAKER],
+                                   ex.R_END_OF_DATA, ev, 0)
+            pnl[k] = ev[0, ex.EV_PNL]
+            k += 1
+            equity[n - 1] = est[ex.S_CASH]
+        row = rows[j]
+        equity_metrics(equity, ep[ex.P_INIT_CASH], pnl[:k], bars_per_year, row[:n_metrics],
+                       row[n_metrics : n_metrics + blocks], row[n_metrics + blocks : n_metrics + 2 * blocks],
+                       row[n_metrics + 2 * blocks :])
+    return rows
+
+
+def fused_applicable(base: Config, grid_keys: list[str]) -> bool:
+    """The fused EMA-crossover evaluator applies when it is the only enabled strategy and only its
+    parameters are swept (everything else is the same for all combinations)."""
+    enabled = [n for n in ("atr_based", "mochipoy_alert", "multi_timeframe", "donchian_channel",
+                           "adx_trend_strength") if getattr(base.strategies, n).enabled]
+    return (not enabled and base.strategies.ema_cross.enabled and not base.strategies.custom
+            and all(k in EMA_KEYS for k in grid_keys))
+
+
+def evaluate_fused(market: Market, base: Config, combos: list[dict[str, Any]], blocks: int) -> np.ndarray:
+    bar_ms = timeframe_to_ms(market.timeframe)
+    strat = np.empty((len(combos), 4))
+    for j, params in enumerate(combos):
+        e = apply(base, params).strategies.ema_cross
+        strat[j] = (e.fast, e.slow, e.sl_pct, e.tp_pct)
+    voters = float(1 << registered().index("ema_cross"))
+    return _ema_sweep_nb(market.ts, market.o, market.h, market.lo, market.c, strat, execution_params(base, bar_ms),
+                         voters, YEAR_MS / bar_ms, blocks, len(METRICS))
+
+
+# ------------------------------------------------------------------------------------------ driver
+@dataclass
+class SweepResult:
+    path: Path
+    results: pd.DataFrame
+    top: pd.DataFrame
+    summary: dict[str, Any]
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _frame(combos: list[dict[str, Any]], rows: np.ndarray, blocks: int) -> pd.DataFrame:
+    frame = pd.DataFrame(combos)
+    m = len(METRICS)
+    for i, name in enumerate(METRICS):
+        frame[name] = rows[:, i]
+    for k in range(blocks):
+        frame[f"block{k}_n"] = rows[:, m + k]
+        frame[f"block{k}_sum"] = rows[:, m + blocks + k]
+        frame[f"block{k}_sumsq"] = rows[:, m + 2 * blocks + k]
+    return frame
+
+
+def run_sweep(ohlcv: pd.DataFrame, base: Config, grid: dict[str, list[Any]], out: Path, chunk_size: int = 256,
+              blocks: int = 10, top: int = 20, scheduler: str | Any | None = None, progress: bool = True,
+              fused: bool | None = None) -> SweepResult:
+    """Evaluate every combination of `grid`, streaming rows to `out/results.parquet`."""
+    if blocks < 2 or blocks % 2:
+        raise GridError("--blocks must be an even number >= 2 (CSCV splits time into halves)")
+    combos = combinations(grid)
+    for key in grid:
+        apply(base, {key: grid[key][0]})  # fail fast on unknown keys or invalid values
+    market = Market.from_frame(ohlcv)
+    use_fused = fused_applicable(base, list(grid)) if fused is None else fused
+    evaluate: Callable[[Market, Config, list[dict[str, Any]], int], np.ndarray] = (
+        evaluate_fused if use_fused else evaluate_general)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.parquet"
+    tmp = out / ".results.parquet.tmp"
+    writer: pq.ParquetWriter | None = None
+    chunks = list(_chunks(combos, chunk_size))
+    bar = tqdm(total=len(combos), desc="sweep", unit="combo", disable=not progress)
+    try:
+        if scheduler is not None:
+            from distributed import Client
+
+            client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+            remote_market = client.scatter(market, broadcast=True)
+            futures = [client.submit(evaluate, remote_market, base, chunk, blocks, pure=False) for chunk in chunks]
+            results: Iterator[np.ndarray] = (f.result() for f in futures)
+        else:
+            results = (evaluate(market, base, chunk, blocks) for chunk in chunks)
+        for chunk, rows in zip(chunks, results, strict=True):
+            table = pa.Table.from_pandas(_frame(chunk, rows, blocks), preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    tmp.replace(path)
+    frame = pd.read_parquet(path)
+    return SweepResult(path, frame, *summarise(frame, grid, blocks, top, use_fused))
+
+
+def summarise(frame: pd.DataFrame, grid: dict[str, list[Any]], blocks: int, top: int,
+              fused: bool) -> tuple[pd.DataFrame, dict[str, Any]]:
+    ranked = frame.sort_values("sharpe", ascending=False, kind="stable")
+    best = int(ranked.index[0])
+    dsr = deflated_sharpe(frame["sharpe_per_bar"].to_numpy(), best, int(frame.loc[best, "n_returns"]),
+                          float(frame.loc[best, "skew"]), float(frame.loc[best, "kurtosis"]))
+    cols = [f"block{k}_" for k in range(blocks)]
+    pbo = probability_of_backtest_overfitting(
+        frame[[c + "n" for c in cols]].to_numpy(), frame[[c + "sum" for c in cols]].to_numpy(),
+        frame[[c + "sumsq" for c in cols]].to_numpy())
+    keys = list(grid)
+    summary = {
+        "combinations": int(len(frame)),
+        "grid": grid,
+        "evaluator": "fused ema_cross" if fused else "general",
+        "best": {k: (v.item() if hasattr(v, "item") else v) for k, v in ranked.iloc[0][keys + list(METRICS)].items()},
+        "deflated_sharpe": {"probability": dsr.deflated_sharpe, "best_sharpe_per_bar": dsr.best_sharpe,
+                            "expected_max_sharpe_per_bar": float(dsr.expected_max_sharpe), "trials": dsr.n_trials,
+                            "observations": dsr.n_obs},
+        "pbo": {"probability": pbo.pbo, "splits": pbo.n_splits, "blocks": pbo.n_blocks},
+    }
+    return ranked.head(top)[keys + list(METRICS[:6])], summary
