@@ -1,0 +1,111 @@
+"""Sweeps: equal to individual backtests, chunked = unchunked, fused = general, Dask = local, clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from cryptobot.config import Config
+from cryptobot.data import read_csv
+from research.backtest import run
+from research.sweep import GridError, apply, parse_grid, run_sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data/sample/bitbank_BTC-JPY_1h_2018.csv.gz"
+SEED = ("atr_based", "mochipoy_alert", "multi_timeframe", "donchian_channel", "adx_trend_strength")
+EMA_ONLY = Config.model_validate({"strategies": {**{n: {"enabled": False} for n in SEED}, "ema_cross": {"enabled": True}},
+                                  "execution": {"fixed_amount": 0.01}})
+GRID = "strategies.ema_cross.fast=5:20:5,strategies.ema_cross.slow=[30,60]"
+COLS = ["total_return", "sharpe", "max_drawdown", "trade_count", "win_rate", "profit_factor"]
+
+
+@pytest.fixture(scope="module")
+def df():  # type: ignore[no-untyped-def]
+    return read_csv(DATA).iloc[:4000]
+
+
+def test_grid_parsing() -> None:
+    grid = parse_grid("strategies.ema_cross.fast=5:20:5,strategies.ema_cross.slow=[30, 60],risk.enabled=false,"
+                      "costs.slippage_bps=0.5:1.5:0.5")
+    assert grid == {"strategies.ema_cross.fast": [5, 10, 15, 20], "strategies.ema_cross.slow": [30, 60],
+                    "risk.enabled": [False], "costs.slippage_bps": [0.5, 1.0, 1.5]}
+    with pytest.raises(GridError, match="START:STOP"):
+        parse_grid("strategies.ema_cross.fast=20:5")
+    with pytest.raises(GridError, match="expected KEY=VALUES"):
+        parse_grid("strategies.ema_cross.fast")
+    with pytest.raises(GridError, match="no such config key"):
+        apply(EMA_ONLY, {"strategies.ema_cros.fast": 3})
+    with pytest.raises(GridError, match="fast"):
+        apply(EMA_ONLY, {"strategies.ema_cross.fast": 80})  # fast must stay below slow
+
+
+def test_grid_file(tmp_path: Path) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text("strategies.ema_cross.fast: {start: 4, stop: 8, step: 2}\nstrategies.ema_cross.slow: [40]\n")
+    assert parse_grid(str(path)) == {"strategies.ema_cross.fast": [4, 6, 8], "strategies.ema_cross.slow": [40]}
+
+
+def test_rows_equal_individual_backtests(df, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run_sweep(df, EMA_ONLY, parse_grid(GRID), tmp_path, chunk_size=3, progress=False)
+    assert len(result.results) == 8 and result.summary["evaluator"] == "fused ema_cross"
+    for _, row in result.results.sample(3, random_state=0).iterrows():
+        params = {"strategies.ema_cross.fast": int(row["strategies.ema_cross.fast"]),
+                  "strategies.ema_cross.slow": int(row["strategies.ema_cross.slow"])}
+        stats = run(df, apply(EMA_ONLY, params)).stats
+        for col in COLS:
+            assert row[col] == pytest.approx(stats[col], rel=1e-9, abs=1e-12), col
+
+
+def test_fused_equals_general_and_chunked_equals_unchunked(df, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    grid = parse_grid(GRID)
+    fused = run_sweep(df, EMA_ONLY, grid, tmp_path / "a", chunk_size=3, progress=False).results
+    general = run_sweep(df, EMA_ONLY, grid, tmp_path / "b", chunk_size=100, progress=False, fused=False).results
+    assert np.array_equal(fused.to_numpy(), general.to_numpy())
+    assert pq.ParquetFile(tmp_path / "a" / "results.parquet").num_row_groups == 3  # streamed chunk by chunk
+    assert pq.ParquetFile(tmp_path / "b" / "results.parquet").num_row_groups == 1
+
+
+def test_general_evaluator_over_risk_and_strategy_parameters(df, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    base = Config.model_validate({"risk": {"kelly": {"min_trades": 1000}}})
+    grid = parse_grid("strategies.atr_based.sl_atr=[1.0,2.0],costs.slippage_bps=[0,5]")
+    result = run_sweep(df, base, grid, tmp_path, chunk_size=2, progress=False)
+    assert result.summary["evaluator"] == "general" and len(result.results) == 4
+    row = result.results.iloc[3]
+    stats = run(df, apply(base, {"strategies.atr_based.sl_atr": 2.0, "costs.slippage_bps": 5})).stats
+    assert row["total_return"] == pytest.approx(stats["total_return"], rel=1e-9)
+    assert row["trade_count"] == stats["trade_count"]
+
+
+def test_dask_local_cluster_equals_local_run(df, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from distributed import Client, LocalCluster
+
+    grid = parse_grid(GRID)
+    local = run_sweep(df, EMA_ONLY, grid, tmp_path / "local", chunk_size=3, progress=False).results
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        remote = run_sweep(df, EMA_ONLY, grid, tmp_path / "dask", chunk_size=3, progress=False, scheduler=client)
+    assert np.array_equal(local.to_numpy(), remote.results.to_numpy())
+
+
+def test_cli_writes_results_and_overfitting_statistics(tmp_path: Path) -> None:
+    sets = [a for n in SEED for a in ("--set", f"strategies.{n}.enabled=false")]
+    result = subprocess.run(
+        [sys.executable, "-m", "research", "sweep", "--data", str(DATA), "--grid", GRID, "--out", str(tmp_path),
+         "--set", "strategies.ema_cross.enabled=true", "--set", "execution.fixed_amount=0.01", *sets,
+         "--chunk-size", "4", "--quiet"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in tmp_path.iterdir()} >= {"results.parquet", "top.csv", "summary.json", "manifest.json",
+                                                    "heatmap.html"}
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["combinations"] == 8
+    assert 0.0 <= summary["pbo"]["probability"] <= 1.0 and summary["pbo"]["splits"] == 252
+    assert 0.0 <= summary["deflated_sharpe"]["probability"] <= 1.0
+    bad = subprocess.run([sys.executable, "-m", "research", "sweep", "--data", str(DATA), "--grid", "nope.key=[1]",
+                          "--out", str(tmp_path / "x")], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "nope.key: no such config key" in bad.stderr
