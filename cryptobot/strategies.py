@@ -188,15 +188,20 @@ from cryptobot.kernels.features import N_FEATURES, feature_layout, features_step
 
 
 @njit(cache=True)
+def _off(vote):
+    vote[0] = 0.0
+    vote[1] = 0.0
+    vote[2] = np.nan
+    vote[3] = np.nan
+
+
+@njit(cache=True)
 def pipeline_step(fst, fp, foff, sst, sp, soff, poff, weights, enabled, cp, ts, bar, feat, votes, out):
     if features_step(fst, fp, foff, bar[0], bar[1], bar[2], bar[3], bar[4], feat):
 {calls}
     else:
         for k in range(votes.shape[0]):
-            votes[k, 0] = 0.0
-            votes[k, 1] = 0.0
-            votes[k, 2] = np.nan
-            votes[k, 3] = np.nan
+            _off(votes[k])
     combine(votes, weights, enabled, cp, out)
 
 
@@ -245,7 +250,10 @@ _MODULES: dict[str, ModuleType] = {}
 
 def _pipeline_module(specs: tuple[StrategySpec, ...]) -> ModuleType:
     calls = "\n".join(
-        f"        _s{i}(sst[soff[{i}]:soff[{i + 1}]], sp[poff[{i}]:poff[{i + 1}]], ts, bar, feat, votes[{i}])"
+        f"        if enabled[{i}]:\n"
+        f"            _s{i}(sst[soff[{i}]:soff[{i + 1}]], sp[poff[{i}]:poff[{i + 1}]], ts, bar, feat, votes[{i}])\n"
+        f"        else:\n"
+        f"            _off(votes[{i}])"
         for i in range(len(specs))
     )
     source = _TEMPLATE.format(names=", ".join(s.name for s in specs), calls=calls or "        pass", k=len(specs))

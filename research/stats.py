@@ -17,11 +17,10 @@ def _drawdown(equity: np.ndarray) -> tuple[float, int]:
     """Maximum drawdown (fraction) and the longest time under water, in bars."""
     peak = np.maximum.accumulate(equity)
     dd = 1.0 - equity / peak
-    longest = 0
-    run = 0
-    for under in dd > 0:
-        run = run + 1 if under else 0
-        longest = max(longest, run)
+    under = np.concatenate(([0], (dd > 0).astype(np.int8), [0]))
+    edges = np.diff(under)
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    longest = int((ends - starts).max()) if starts.size else 0
     return float(dd.max(initial=0.0)), longest
 
 
