@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESEARCH_ONLY = ("vectorbt", "optuna", "papermill", "jupyter", "nbconvert", "sklearn", "dask", "plotly")
+RESEARCH_ONLY = ("vectorbt", "optuna", "papermill", "jupyter", "nbconvert", "sklearn", "dask", "plotly", "lightgbm",
+                 "xgboost")
 KERNEL_ALLOWED = {"numpy", "numba", "math", "__future__", "typing", "cryptobot"}
 
 
