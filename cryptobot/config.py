@@ -262,6 +262,14 @@ class RiskConfig(_Section):
 
 
 # --------------------------------------------------------------------------- ML
+ModelName = Literal["lightgbm", "xgboost", "random_forest"]
+SEED_MODEL_PARAMS: dict[ModelName, dict[str, float | int | str | None]] = {
+    "lightgbm": {"n_estimators": 200, "learning_rate": 0.1, "max_depth": 8, "num_leaves": 31},
+    "xgboost": {"n_estimators": 200, "learning_rate": 0.1, "max_depth": 8},
+    "random_forest": {"n_estimators": 200, "max_depth": 12, "min_samples_leaf": 5},
+}
+
+
 class MLConfig(_Section):
     """The model gate: probability from the ensemble filters and scales strategy trades."""
 
@@ -276,6 +284,10 @@ class MLConfig(_Section):
     embargo_bars: Annotated[int, Field(ge=0)] = 16
     seed: int = 42
     n_threads: PositiveInt = 1
+    model_params: dict[ModelName, dict[str, float | int | str | None]] = Field(
+        default_factory=lambda: dict(SEED_MODEL_PARAMS),
+        description="hyper-parameters per model (seed §5.1); Optuna tunes them",
+    )
     weights: dict[Literal["lightgbm", "xgboost", "random_forest"], Annotated[float, Field(ge=0.0)]] = {
         "lightgbm": 0.4,
         "xgboost": 0.4,

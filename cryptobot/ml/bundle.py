@@ -219,6 +219,7 @@ def save_bundle(out_dir: str | Path, *, lightgbm_model: Any, xgboost_model: Any,
         raise BundleError(f"threshold {threshold} must be within [0, 1]")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is shared read-only data
     try:
         booster = getattr(lightgbm_model, "booster_", lightgbm_model)
         (tmp / "lightgbm.txt").write_text(booster.model_to_string())
