@@ -19,7 +19,8 @@ import pandas as pd
 
 from cryptobot.config import Config
 from research.backtest import run as backtest
-from research.training import Dataset, build_dataset, ensemble, out_of_fold, scores
+from research.dataset import Dataset, build_dataset
+from research.training import ensemble, out_of_fold, scores
 
 SPACE_DOC = {
     "lightgbm": "n_estimators 20–400 (log), learning_rate 0.01–0.3 (log), num_leaves 7–63, max_depth 3–10",

@@ -21,7 +21,8 @@ from cryptobot.data import timeframe_to_ms, timestamps_ms
 from cryptobot.features import compute_features
 from research.backtest import run as backtest
 from research.cv import walk_forward
-from research.training import build_dataset, ensemble, make_models
+from research.dataset import build_dataset
+from research.training import ensemble, make_models
 from research.tuning import make_objective, params_of
 
 

@@ -19,7 +19,8 @@ from cryptobot.config import load_config
 from cryptobot.data import read_csv
 from cryptobot.ml import load_bundle, save_bundle
 from research.bench.features import machine
-from research.training import build_dataset, make_models
+from research.dataset import build_dataset
+from research.training import make_models
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = {"ml.model_params.lightgbm.n_estimators": 60, "ml.model_params.lightgbm.num_leaves": 15,
