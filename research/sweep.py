@@ -380,3 +380,33 @@ def summarise(frame: pd.DataFrame, grid: dict[str, list[Any]], blocks: int, top:
         "pbo": {"probability": pbo.pbo, "splits": pbo.n_splits, "blocks": pbo.n_blocks},
     }
     return ranked.head(top)[keys + list(METRICS[:6])], summary
+
+
+# ------------------------------------------------------------------------------------ walk-forward
+def walk_forward_sweep(ohlcv: pd.DataFrame, base: Config, grid: dict[str, list[Any]], train: int, test: int,
+                       out: Path, chunk_size: int = 256, blocks: int = 10, progress: bool = True,
+                       scheduler: str | Any | None = None) -> pd.DataFrame:
+    """Choose the best combination (Sharpe) on each train window, backtest it on the next window.
+
+    Only the out-of-sample windows are reported; each window's in-sample sweep is kept under
+    `out/window<k>/` for inspection.
+    """
+    from research.backtest import run as backtest
+    from research.cv import walk_forward
+
+    windows = list(walk_forward(len(ohlcv), train, test))
+    if not windows:
+        raise GridError(f"{len(ohlcv)} bars cannot hold a train window of {train} and a test window of {test}")
+    keys = list(grid)
+    rows = []
+    for k, (train_idx, test_idx) in enumerate(tqdm(windows, desc="walk-forward", unit="window", disable=not progress)):
+        insample = run_sweep(ohlcv.iloc[train_idx], base, grid, out / f"window{k}", chunk_size=chunk_size,
+                             blocks=blocks, progress=False, scheduler=scheduler)
+        best = insample.results.sort_values("sharpe", ascending=False, kind="stable").iloc[0]
+        params = {key: (best[key].item() if hasattr(best[key], "item") else best[key]) for key in keys}
+        stats = backtest(ohlcv.iloc[test_idx], apply(base, params)).stats
+        rows.append({"window": k, "train_first": ohlcv.index[train_idx[0]], "train_last": ohlcv.index[train_idx[-1]],
+                     "test_first": ohlcv.index[test_idx[0]], "test_last": ohlcv.index[test_idx[-1]], **params,
+                     "in_sample_sharpe": float(best["sharpe"]),
+                     **{f"oos_{m}": stats[m] for m in ("total_return", "sharpe", "max_drawdown", "trade_count")}})
+    return pd.DataFrame(rows)

@@ -109,3 +109,21 @@ def test_cli_writes_results_and_overfitting_statistics(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "research", "sweep", "--data", str(DATA), "--grid", "nope.key=[1]",
                           "--out", str(tmp_path / "x")], cwd=ROOT, capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "nope.key: no such config key" in bad.stderr
+
+
+def test_walk_forward_chooses_in_sample_and_reports_out_of_sample(df, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from research.sweep import walk_forward_sweep
+
+    grid = parse_grid(GRID)
+    windows = walk_forward_sweep(df, EMA_ONLY, grid, train=2000, test=1000, out=tmp_path, progress=False)
+    assert len(windows) == 2
+    assert (windows["train_last"] < windows["test_first"]).all()
+    first = windows.iloc[0]
+    insample = run_sweep(df.iloc[:2000], EMA_ONLY, grid, tmp_path / "check", progress=False).results
+    best = insample.sort_values("sharpe", ascending=False, kind="stable").iloc[0]
+    assert first["strategies.ema_cross.fast"] == best["strategies.ema_cross.fast"]
+    assert first["in_sample_sharpe"] == pytest.approx(best["sharpe"])
+    params = {"strategies.ema_cross.fast": int(best["strategies.ema_cross.fast"]),
+              "strategies.ema_cross.slow": int(best["strategies.ema_cross.slow"])}
+    oos = run(df.iloc[2000:3000], apply(EMA_ONLY, params)).stats
+    assert first["oos_total_return"] == pytest.approx(oos["total_return"])

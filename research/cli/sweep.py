@@ -10,7 +10,8 @@ from pathlib import Path
 from cryptobot.config import ConfigError, load_config, parse_set_options
 from cryptobot.data import DataValidationError, load_frame
 from research.manifest import build_manifest, data_description, write_json
-from research.sweep import GridError, SweepResult, parse_grid, run_sweep
+from research.sweep import GridError, SweepResult, parse_grid, run_sweep, walk_forward_sweep
+from research.walkforward import window_bars
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--blocks", type=int, default=10, help="time blocks for CSCV/PBO, even (default 10)")
     parser.add_argument("--top", type=int, default=20, help="rows of the top table (default 20)")
     parser.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786) to run chunks on a cluster")
+    parser.add_argument("--walk-forward", metavar="TRAIN:TEST",
+                        help="choose parameters on each train window, report only the next (test) windows; "
+                             "sizes in bars (5000:1000) or durations (90d:30d)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -65,11 +69,30 @@ def main(argv: list[str] | None = None) -> int:
         if data.empty:
             raise DataValidationError(f"{args.data}: no bars in the selected range")
         out = Path(args.out)
-        result = run_sweep(data, cfg, grid, out, chunk_size=args.chunk_size, blocks=args.blocks, top=args.top,
-                           scheduler=args.scheduler, progress=not args.quiet)
+        if args.walk_forward:
+            train_text, sep, test_text = args.walk_forward.partition(":")
+            if not sep:
+                raise GridError("--walk-forward takes TRAIN:TEST, e.g. 90d:30d or 5000:1000")
+            windows = walk_forward_sweep(data, cfg, grid, window_bars(train_text, data), window_bars(test_text, data),
+                                         out, chunk_size=args.chunk_size, blocks=args.blocks,
+                                         progress=not args.quiet, scheduler=args.scheduler)
+        else:
+            result = run_sweep(data, cfg, grid, out, chunk_size=args.chunk_size, blocks=args.blocks, top=args.top,
+                               scheduler=args.scheduler, progress=not args.quiet)
     except (ConfigError, GridError, DataValidationError, FileNotFoundError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
+    if args.walk_forward:
+        tmp = out / ".walkforward.csv.tmp"
+        windows.to_csv(tmp, index=False)
+        os.replace(tmp, out / "walkforward.csv")
+        oos = {"windows": len(windows), "mean_oos_sharpe": float(windows["oos_sharpe"].mean()),
+               "compounded_oos_return": float((1 + windows["oos_total_return"]).prod() - 1),
+               "oos_trades": int(windows["oos_trade_count"].sum())}
+        write_json(out / "walkforward.json", oos)
+        print(windows.to_string(index=False))
+        print(f"\nout of sample only: {oos}")
+        return 0
     tmp = out / ".top.csv.tmp"
     result.top.to_csv(tmp, index=False)
     os.replace(tmp, out / "top.csv")
