@@ -69,7 +69,7 @@ def compute_stats(equity: pd.Series, trades: pd.DataFrame, skipped: pd.DataFrame
         "max_drawdown_duration": float(dd_bars * bar_ms / 86_400_000),
         "max_drawdown_duration_bars": int(dd_bars),
         "win_rate": float(len(wins) / len(pnl)) if len(pnl) else 0.0,
-        "profit_factor": float(wins.sum() / -losses.sum()) if losses.size else (float("inf") if wins.size else 0.0),
+        "profit_factor": float(wins.sum() / -losses.sum()) if losses.size else (None if wins.size else 0.0),
         "expectancy": float(pnl.mean()) if len(pnl) else 0.0,
         "trade_count": int(len(trades)),
         "avg_trade_duration": float(held.mean() * bar_ms / 3_600_000) if len(held) else 0.0,
