@@ -159,8 +159,8 @@ def test_killed_download_leaves_valid_store_and_resumes(server: FakeExchangeServ
             "--api-url", f"public={server.url}", "--api-url", f"markets={server.url}"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stored = tmp_path / "bitbank" / "BTC-JPY" / "15m.parquet"
-    deadline = time.time() + 60
-    while time.time() < deadline and not (stored.is_file() and stored.stat().st_size > 0):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (stored.is_file() and stored.stat().st_size > 0):
         time.sleep(0.05)
     time.sleep(0.3)
     assert proc.poll() is None, proc.communicate()[1].decode()

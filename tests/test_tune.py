@@ -49,8 +49,8 @@ def test_sqlite_study_resumes_after_a_killed_run(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'study.sqlite3'}"
     proc = subprocess.Popen(tune_cmd("resume", storage, 200), cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    while time.time() < deadline:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
         time.sleep(0.5)
         try:
             if len(completed("resume", storage)) >= 2:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cryptobot.config import ConfigError, load_config, parse_set_options
-from cryptobot.data import DataValidationError, load_frame
+from cryptobot.config import ConfigError
+from cryptobot.data import DataValidationError
 from research.analysis import default_cuts, features_and_signals, lookahead, warmup
+from research.cli.common import add_data_arguments, load_inputs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,11 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("warmup", "bars from an arbitrary start until each feature agrees with a run from the series start"),
     ):
         p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("--data", required=True, help="CSV/CSV.gz/Parquet file or store key (e.g. bitbank/BTC-JPY/15m)")
-        p.add_argument("--config", action="append", default=[], metavar="FILE", help="config YAML file(s)")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-        p.add_argument("--start", help="first bar to use (UTC)")
-        p.add_argument("--end", help="stop before this time (UTC)")
+        add_data_arguments(p)
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         if name == "lookahead":
             p.add_argument("--cuts", type=int, default=20, help="number of cut points (default 20)")
@@ -38,13 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        cfg = load_config(args.config, overrides=parse_set_options(args.set))
-        data = load_frame(args.data, args.start, args.end)
-    except (ConfigError, DataValidationError, FileNotFoundError) as exc:
+        cfg, data = load_inputs(args)
+    except (ConfigError, DataValidationError, FileNotFoundError, ValueError) as exc:
         print(exc, file=sys.stderr)
-        return 2
-    if data.empty:
-        print(f"{args.data}: no bars in the selected range", file=sys.stderr)
         return 2
     if args.what == "lookahead":
         cuts = default_cuts(len(data), args.cuts, start=min(60, len(data) // 4))

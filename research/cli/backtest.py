@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from cryptobot.config import ConfigError, load_config, parse_set_options
-from cryptobot.data import DataValidationError, load_frame
+from cryptobot.config import ConfigError
+from cryptobot.data import DataValidationError
 from research.backtest import BacktestResult, run
+from research.cli.common import add_data_arguments, load_inputs
 from research.manifest import build_manifest, data_description, write_json
 
 
@@ -23,12 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
             "trades.csv, skipped.csv, equity.csv, manifest.json and an interactive equity.html into --out."
         ),
     )
-    parser.add_argument("--data", required=True, help="CSV/CSV.gz/Parquet file or store key (bitbank/BTC-JPY/15m)")
-    parser.add_argument("--config", action="append", default=[], metavar="FILE", help="config YAML file(s), in order")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set risk.max_drawdown=0.3 (repeatable)")
-    parser.add_argument("--start", help="first bar (UTC date/time)")
-    parser.add_argument("--end", help="stop before this time (UTC)")
+    add_data_arguments(parser)
     parser.add_argument("--out", required=True, help="output directory (created; files are replaced)")
     return parser
 
@@ -66,13 +62,9 @@ def write_equity_html(result: BacktestResult, close: pd.Series, path: Path) -> N
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        cfg = load_config(args.config, overrides=parse_set_options(args.set))
-        data = load_frame(args.data, args.start, args.end, store_root=cfg.data.store_dir)
+        cfg, data = load_inputs(args)
     except (ConfigError, DataValidationError, FileNotFoundError, ValueError) as exc:
         print(exc, file=sys.stderr)
-        return 2
-    if data.empty:
-        print(f"{args.data}: no bars between --start {args.start} and --end {args.end}", file=sys.stderr)
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

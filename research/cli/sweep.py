@@ -7,8 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from cryptobot.config import ConfigError, load_config, parse_set_options
-from cryptobot.data import DataValidationError, load_frame
+from cryptobot.config import ConfigError
+from cryptobot.data import DataValidationError
+from research.cli.common import add_data_arguments, load_inputs
 from research.manifest import build_manifest, data_description, write_json
 from research.sweep import GridError, SweepResult, parse_grid, run_sweep, walk_forward_sweep
 from research.walkforward import window_bars
@@ -29,13 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
             "mapping keys to lists or {start, stop, step}."
         ),
     )
-    parser.add_argument("--data", required=True, help="CSV/CSV.gz/Parquet file or store key")
+    add_data_arguments(parser)
     parser.add_argument("--grid", required=True, help="grid file or inline expression (see below)")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--config", action="append", default=[], metavar="FILE", help="base config YAML file(s)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a base config key")
-    parser.add_argument("--start", help="first bar (UTC)")
-    parser.add_argument("--end", help="stop before this time (UTC)")
     parser.add_argument("--chunk-size", type=int, default=256, help="combinations per chunk (default 256)")
     parser.add_argument("--blocks", type=int, default=10, help="time blocks for CSCV/PBO, even (default 10)")
     parser.add_argument("--top", type=int, default=20, help="rows of the top table (default 20)")
@@ -63,11 +60,8 @@ def write_heatmap(result: SweepResult, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        cfg = load_config(args.config, overrides=parse_set_options(args.set))
         grid = parse_grid(args.grid)
-        data = load_frame(args.data, args.start, args.end, store_root=cfg.data.store_dir)
-        if data.empty:
-            raise DataValidationError(f"{args.data}: no bars in the selected range")
+        cfg, data = load_inputs(args)
         out = Path(args.out)
         if args.walk_forward:
             train_text, sep, test_text = args.walk_forward.partition(":")

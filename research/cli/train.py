@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from cryptobot.config import ConfigError, load_config, parse_set_options
-from cryptobot.data import DataValidationError, load_frame
+from cryptobot.config import ConfigError
+from cryptobot.data import DataValidationError
+from research.cli.common import add_data_arguments, load_inputs
 from research.manifest import build_manifest, data_description, write_json
 from research.training import train
 
@@ -21,21 +22,15 @@ def build_parser() -> argparse.ArgumentParser:
             "(verified model bundle), DIR/report.json, DIR/report.md and DIR/manifest.json."
         ),
     )
-    parser.add_argument("--data", required=True, help="CSV/CSV.gz/Parquet file or store key")
+    add_data_arguments(parser)
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--config", action="append", default=[], metavar="FILE", help="config YAML file(s)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override config, e.g. --set ml.model_params.random_forest.n_estimators=50")
-    parser.add_argument("--start", help="first bar (UTC)")
-    parser.add_argument("--end", help="stop before this time (UTC)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        cfg = load_config(args.config, overrides=parse_set_options(args.set))
-        data = load_frame(args.data, args.start, args.end, store_root=cfg.data.store_dir)
+        cfg, data = load_inputs(args)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         print(f"training on {len(data):,} bars of {args.data} …", file=sys.stderr)

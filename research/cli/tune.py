@@ -8,8 +8,9 @@ from pathlib import Path
 
 import optuna
 
-from cryptobot.config import ConfigError, load_config, parse_set_options
-from cryptobot.data import DataValidationError, load_frame
+from cryptobot.config import ConfigError
+from cryptobot.data import DataValidationError
+from research.cli.common import add_data_arguments, load_inputs
 from research.training import train
 from research.tuning import SPACE_DOC, open_storage, params_of, tune
 
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Search space: " + "; ".join(f"{k}: {v}" for k, v in SPACE_DOC.items()),
     )
-    parser.add_argument("--data", required=True, help="CSV/CSV.gz/Parquet file or store key")
+    add_data_arguments(parser)
     parser.add_argument("--study", required=True, help="study name (resumed if it exists)")
     parser.add_argument("--trials", type=int, default=None, help="trials to run in this process")
     parser.add_argument("--timeout", type=float, default=None, help="stop starting trials after S seconds")
@@ -33,10 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
                                           "sqlite file runs/optuna/STUDY.sqlite3")
     parser.add_argument("--best-to", metavar="DIR", help="afterwards, train the final bundle from the best trial")
     parser.add_argument("--seed", type=int, help="sampler seed (default ml.seed; give each worker its own)")
-    parser.add_argument("--config", action="append", default=[], metavar="FILE", help="config YAML file(s)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    parser.add_argument("--start", help="first bar (UTC)")
-    parser.add_argument("--end", help="stop before this time (UTC)")
     return parser
 
 
@@ -46,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         print("give --trials N and/or --timeout S", file=sys.stderr)
         return 2
     try:
-        cfg = load_config(args.config, overrides=parse_set_options(args.set))
-        data = load_frame(args.data, args.start, args.end, store_root=cfg.data.store_dir)
+        cfg, data = load_inputs(args)
         storage = open_storage(args.storage, args.study, Path("runs/optuna"))
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = tune(data, cfg, args.study, storage, args.trials, args.timeout, args.seed)

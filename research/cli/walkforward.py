@@ -7,8 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from cryptobot.config import ConfigError, load_config, parse_set_options
-from cryptobot.data import DataValidationError, load_frame
+from cryptobot.config import ConfigError
+from cryptobot.data import DataValidationError
+from research.cli.common import add_data_arguments, load_inputs
 from research.manifest import build_manifest, data_description, write_json
 from research.walkforward import run_walkforward, window_bars
 
@@ -20,19 +21,16 @@ def main(argv: list[str] | None = None) -> int:
                      "with and without the ML gate. Only out-of-sample windows are reported: DIR/windows.csv, "
                      "DIR/summary.json, DIR/manifest.json."),
     )
-    parser.add_argument("--data", required=True, help="CSV/CSV.gz/Parquet file or store key")
+    add_data_arguments(parser, dates=False)
     parser.add_argument("--train", required=True, help="train window: bars (5000) or a duration (90d, 12w)")
     parser.add_argument("--test", required=True, help="test window: bars or a duration")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--expanding", action="store_true", help="train windows grow from the start (default rolling)")
     parser.add_argument("--tune-trials", type=int, default=0, help="re-tune with Optuna per window (trials; default 0)")
-    parser.add_argument("--config", action="append", default=[], metavar="FILE", help="config YAML file(s)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
-        cfg = load_config(args.config, overrides=parse_set_options(args.set))
-        data = load_frame(args.data, store_root=cfg.data.store_dir)
+        cfg, data = load_inputs(args)
         frame, summary = run_walkforward(data, cfg, window_bars(args.train, data), window_bars(args.test, data),
                                          args.expanding, args.tune_trials, progress=not args.quiet)
     except (ConfigError, DataValidationError, FileNotFoundError, ValueError) as exc:
