@@ -122,6 +122,8 @@ def equity_metrics(equity: np.ndarray, init: float, pnl: np.ndarray, bars_per_ye
     n = equity.shape[0]
     blocks = block_n.shape[0]
     block_len = max(1, n // blocks)
+    k = -1
+    next_block = 0
     prev = init
     peak = init
     max_dd = 0.0
@@ -139,7 +141,9 @@ def equity_metrics(equity: np.ndarray, init: float, pnl: np.ndarray, bars_per_ye
         s2 += r * r
         s3 += r * r * r
         s4 += r * r * r * r
-        k = min(i // block_len, blocks - 1)
+        if i == next_block and k < blocks - 1:  # block index without a division per bar
+            k += 1
+            next_block += block_len
         block_n[k] += 1.0
         block_s1[k] += r
         block_s2[k] += r * r

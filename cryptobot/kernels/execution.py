@@ -66,7 +66,7 @@ def execution_init(p: np.ndarray) -> np.ndarray:
     st[S_CASH] = p[P_INIT_CASH]
     st[S_EQUITY] = p[P_INIT_CASH]
     st[S_PEAK] = p[P_INIT_CASH]
-    st[S_DAY] = -1.0
+    st[S_DAY] = -np.inf
     st[S_SL] = NAN
     st[S_TP] = NAN
     st[S_PREV_CLOSE] = NAN
@@ -214,9 +214,8 @@ def execution_step(st: np.ndarray, p: np.ndarray, bar: int, ts: int, o: float, h
     if not np.isfinite(o + h + lo + c):
         return n  # a bad bar: nothing fills, nothing is decided; state untouched
     slip = p[P_SLIP]
-    day = float(ts // DAY_MS)
-    if day != st[S_DAY]:
-        st[S_DAY] = day
+    if ts >= st[S_DAY]:  # S_DAY holds the next UTC midnight (ms): one division per day, not per bar
+        st[S_DAY] = float((ts // DAY_MS + 1) * DAY_MS)
         st[S_DAY_START_EQ] = st[S_EQUITY]
         st[S_DAY_HALT] = 0.0
 
