@@ -33,7 +33,8 @@ from cryptobot.data import timeframe_to_ms, timestamps_ms
 from cryptobot.kernels import execution as ex
 from cryptobot.kernels import strategies as sk
 from cryptobot.strategies import compute_signals, registered
-from research.backtest import _check_input, execution_params
+from cryptobot.execution import execution_params
+from research.backtest import _check_input
 from research.overfitting import deflated_sharpe, probability_of_backtest_overfitting
 
 YEAR_MS = 365.25 * 86_400_000

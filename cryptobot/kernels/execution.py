@@ -27,7 +27,7 @@ from cryptobot.kernels.risk import kelly_fraction, round_amount
 NAN = np.nan
 DAY_MS = 86_400_000
 
-# reason codes (names in research.backtest.REASONS)
+# reason codes (names in cryptobot.execution.REASONS)
 R_SIGNAL, R_STOP_LOSS, R_TAKE_PROFIT, R_RISK_HALT, R_LOSS_PAUSE, R_DAILY_LIMIT = 1, 2, 3, 4, 5, 6
 R_ANOMALY, R_BELOW_MIN, R_ML_GATE, R_END_OF_DATA, R_SHORT_DISABLED, R_NOT_FILLED = 7, 8, 9, 10, 11, 12
 R_NO_EDGE = 13
