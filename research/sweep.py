@@ -30,10 +30,10 @@ from tqdm import tqdm
 
 from cryptobot.config import Config
 from cryptobot.data import timeframe_to_ms, timestamps_ms
+from cryptobot.execution import execution_params
 from cryptobot.kernels import execution as ex
 from cryptobot.kernels import strategies as sk
 from cryptobot.strategies import compute_signals, registered
-from cryptobot.execution import execution_params
 from research.backtest import _check_input
 from research.overfitting import deflated_sharpe, probability_of_backtest_overfitting
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from cryptobot.config import Config
+from cryptobot.execution import REASONS, execution_params
 from cryptobot.kernels import execution as ex
 from cryptobot.kernels.risk import kelly_fraction, round_amount
-from cryptobot.execution import REASONS, execution_params
 
 HOUR = 3_600_000
 T0 = 1_704_067_200_000  # 2024-01-01T00:00Z
