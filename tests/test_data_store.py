@@ -60,6 +60,67 @@ def test_frame_contract_of_read_csv() -> None:
     assert frame.iloc[0].tolist() == values
 
 
+def independent_parse(text: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The shipped layout parsed with the standard library alone (the oracle for both CSV parsers)."""
+    import csv
+    import datetime as dt
+
+    rows = list(csv.reader(text.splitlines()))
+    header = [c.strip().lower() for c in rows[0]]
+    col = {name: header.index(name) for name in ("timestamp", *OHLCV_COLUMNS)}
+
+    def number(x: str) -> float:
+        try:
+            return float(x)
+        except ValueError:
+            return float("nan")
+
+    def stamp(x: str) -> int:
+        x = x.strip()
+        if x.lstrip("-").isdigit():
+            return int(x)
+        return int(dt.datetime.fromisoformat(x.replace("Z", "+00:00")).timestamp() * 1000)
+
+    ts = np.array([stamp(r[col["timestamp"]]) for r in rows[1:]], dtype=np.int64)
+    return ts, {c: np.array([number(r[col[c]]) for r in rows[1:]]) for c in OHLCV_COLUMNS}
+
+
+def assert_parsed_like_oracle(frame: pd.DataFrame, text: str) -> None:
+    ts, values = independent_parse(text)
+    assert np.array_equal(timestamps_ms(frame), ts)
+    for c in OHLCV_COLUMNS:
+        assert np.array_equal(frame[c].to_numpy(), values[c], equal_nan=True), c
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_csv_takes_the_fast_reader_and_matches_an_independent_parse(path: Path) -> None:
+    import gzip
+
+    fast = store_module._read_csv_arrow(path)
+    assert fast is not None, "a well-formed shipped file must not need the slow parser"
+    assert_parsed_like_oracle(read_csv(path), gzip.decompress(path.read_bytes()).decode())
+
+
+AWKWARD_CSV = {
+    "empty_value": "timestamp,open,high,low,close,volume\n2018-01-01T00:00:00Z,1,,0.5,1.5,3\n",
+    "text_in_number": "timestamp,open,high,low,close,volume\n2018-01-01T00:00:00Z,1,abc,0.5,1.5,3\n",
+    "nan_inf_na": "timestamp,open,high,low,close,volume\n2018-01-01T00:00:00Z,1,nan,NA,null,inf\n",
+    "spaces": "timestamp,open,high,low,close,volume\n 2018-01-01T00:00:00Z , 1 ,2,0.5,1.5,3\n",
+    "epoch_ms": "timestamp,open,high,low,close,volume\n1514764800000,1,2,0.5,1.5,3\n",
+    "fractional_seconds": "timestamp,open,high,low,close,volume\n2018-01-01T00:00:00.000Z,1,2,0.5,1.5,3\n",
+    "utc_offset": "timestamp,open,high,low,close,volume\n2018-01-01T09:00:00+09:00,1,2,0.5,1.5,3\n",
+    "header_case_extra_column": "Timestamp, Open,High,Low,Close,Volume,extra\n2018-01-01T00:00:00Z,1,2,0.5,1.5,3,x\n",
+    "column_order": "open,high,low,close,volume,timestamp\n1,2,0.5,1.5,3,2018-01-01T00:00:00Z\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(AWKWARD_CSV))
+def test_awkward_csv_is_read_like_an_independent_parse(tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.csv"
+    path.write_text(AWKWARD_CSV[name])
+    assert_parsed_like_oracle(read_csv(path), AWKWARD_CSV[name])
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_store_round_trips_shipped_data_bit_for_bit(tmp_path: Path, path: Path) -> None:
     exchange, symbol, tf = KEYS[path.name]

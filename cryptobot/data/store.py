@@ -6,6 +6,8 @@ target (`os.replace` is atomic on POSIX), so a crash leaves either the old file 
 
 from __future__ import annotations
 
+import csv
+import gzip
 import os
 import tempfile
 from collections.abc import Callable
@@ -15,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from cryptobot.data.frames import (
@@ -37,11 +41,52 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     """Read a CSV/CSV.gz in the shipped layout (`timestamp,open,high,low,close,volume`).
 
     `timestamp` may be ISO-8601 UTC text or epoch milliseconds. Rows are kept as they are (not sorted or
-    de-duplicated) so that validation can report them; use `load_frame` for validated data.
+    de-duplicated) so that validation can report them; use `load_frame` for validated data. Well-formed
+    files are parsed by pyarrow's multi-threaded reader; anything it rejects (text in a number column,
+    unusual timestamps, stray spaces) goes through the slower, forgiving pandas parser, which names the row.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    try:
+        fast = _read_csv_arrow(path)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
+        fast = None
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise DataValidationError(f"{path}: cannot be read as CSV ({exc})") from None
+    return fast if fast is not None else _read_csv_pandas(path)
+
+
+def _csv_header(path: Path) -> list[str]:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", newline="") as fh:  # type: ignore[operator]
+        first = fh.readline()
+    return [c.strip().lower() for c in next(csv.reader([first]), [])]
+
+
+def _read_csv_arrow(path: Path) -> pd.DataFrame | None:
+    """The fast path: typed columns straight from pyarrow; None when the file needs the forgiving parser."""
+    names = _csv_header(path)
+    if any(c not in names for c in ("timestamp", *OHLCV_COLUMNS)) or len(set(names)) != len(names):
+        return None
+    types = {"timestamp": pa.string()} | {c: pa.float64() for c in OHLCV_COLUMNS}
+    table = pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(skip_rows=1, column_names=names),
+        convert_options=pacsv.ConvertOptions(column_types=types, include_columns=["timestamp", *OHLCV_COLUMNS]),
+    )
+    text = table.column("timestamp")
+    if text.null_count:
+        return None
+    if pc.all(pc.match_substring_regex(text, r"^-?\d+$")).as_py():
+        ts = pc.cast(text, pa.int64()).to_numpy()
+    else:
+        ts = pc.cast(pc.strptime(text, format="%Y-%m-%dT%H:%M:%SZ", unit="ms"), pa.int64()).to_numpy()
+    values = {c: table.column(c).to_numpy(zero_copy_only=False).astype(np.float64, copy=False) for c in OHLCV_COLUMNS}
+    return make_frame(ts, values)
+
+
+def _read_csv_pandas(path: Path) -> pd.DataFrame:
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
