@@ -125,11 +125,15 @@ def fingerprint(trades: pd.DataFrame) -> str:
     """sha256 over every trade (times, side, size, prices, P&L, reason), numbers at 10 significant digits
     so the hash is stable across machines while any real change in a fill moves it."""
     digest = hashlib.sha256()
-    for row in trades.itertuples(index=False):
+    times = [pd.DatetimeIndex(trades[c]).as_unit("ms").asi8.tolist() for c in ("entry_time", "exit_time")]
+    numbers = [trades[c].to_numpy(np.float64).tolist() for c in ("size", "entry_price", "exit_price", "fees",
+                                                                   "interest", "pnl")]
+    for entry, exit_, side, size, entry_price, exit_price, fees, interest, pnl, reason in zip(
+        *times, trades["side"].tolist(), *numbers, trades["exit_reason"].tolist(), strict=True
+    ):
         line = (
-            f"{row.entry_time.value // 1_000_000}|{row.exit_time.value // 1_000_000}|{row.side}|{row.size:.10g}|"
-            f"{row.entry_price:.10g}|{row.exit_price:.10g}|{row.fees:.10g}|{row.interest:.10g}|{row.pnl:.10g}|"
-            f"{row.exit_reason}\n"
+            f"{entry}|{exit_}|{side}|{size:.10g}|{entry_price:.10g}|{exit_price:.10g}|{fees:.10g}|{interest:.10g}|"
+            f"{pnl:.10g}|{reason}\n"
         )
         digest.update(line.encode())
     return digest.hexdigest()

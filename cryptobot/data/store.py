@@ -59,7 +59,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
 
 def _csv_header(path: Path) -> list[str]:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", newline="") as fh:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8", newline="") as fh:
         first = fh.readline()
     return [c.strip().lower() for c in next(csv.reader([first]), [])]
 
