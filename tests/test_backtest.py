@@ -15,9 +15,10 @@ from cryptobot.config import Config
 from cryptobot.data import DataValidationError, read_csv
 from cryptobot.jsonio import strict_loads
 from research.backtest import run
+from tests.conftest import shipped_files
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = sorted((ROOT / "data" / "sample").glob("*.csv.gz"))
+SHIPPED = shipped_files()
 SEED_STRATEGIES = ("atr_based", "mochipoy_alert", "multi_timeframe", "donchian_channel", "adx_trend_strength")
 ACTIVE = Config.model_validate({"risk": {"kelly": {"min_trades": 1000}}})  # keep trading on the fallback size
 
