@@ -4,6 +4,8 @@ for stats.json and sweeps, strict JSON, the quote currency."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +140,11 @@ def test_sweep_and_backtest_give_the_same_undefined_profit_factor(tmp_path: Path
 def test_quote_currency_comes_from_the_data_source(source: str, quote: str) -> None:
     assert quote_currency(source, Config()) == quote
     assert quote_currency(None, Config.model_validate({"exchange": {"symbol": "ETH/USDC"}})) == "USDC"
+
+
+def test_config_show_json_is_strict() -> None:
+    result = subprocess.run([sys.executable, "-m", "cryptobot.config", "show", "--json"], cwd=ROOT, capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    body = result.stdout.rsplit("\n# config hash:", 1)[0]
+    assert strict_loads(body)["exchange"]["symbol"] == "BTC/JPY"
