@@ -2,7 +2,7 @@
 
 Python's `json` writes NaN and Infinity by default, which is not JSON: other tools (jq, browsers, most
 parsers) refuse the file. Every writer goes through `dumps`/`write_json`: a value that may be undefined
-(a profit factor with no losing trade, an AUC with one class, a Sharpe ratio of a flat curve) becomes
+(a profit factor with no losing trade, an AUC with one class, a CAGR that overflows on a short span) becomes
 `null` on purpose, numpy scalars and arrays become plain numbers and lists, and `allow_nan=False` makes any
 other non-finite number an error instead of a broken file.
 """

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"trades {s['trade_count']}, total return {s['total_return']:.2%}, Sharpe {s['sharpe']:.2f}, "
           f"max drawdown {s['max_drawdown']:.2%}, fees {s['fees_paid']:.0f} {s['currency']}, "
           f"fingerprint {result.fingerprint[:16]}")
-    for line in gaps["warnings"] or ["no gaps, no warnings"]:  # missing bars are traded as if time stood still
+    for line in gaps["warnings"] or ["no gaps, no warnings"]:  # no prices were seen inside a gap
         print(f"input data: {line}")
     print(f"report: {out.resolve()} (stats.json, trades.csv, skipped.csv, equity.csv, manifest.json, equity.html)")
     return 0
