@@ -21,6 +21,8 @@ import yaml
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from cryptobot.jsonio import dumps
+
 ENV_PREFIX = "CRYPTOBOT__"
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
 
@@ -521,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     data = cfg.public_dict()
     if args.json:
-        print(json.dumps(data, indent=2))
+        print(dumps(data, indent=2))
     else:
         print(yaml.safe_dump(data, sort_keys=False).rstrip())
     print(f"# config hash: {cfg.config_hash()}")

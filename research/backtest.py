@@ -59,11 +59,13 @@ def _check_input(ohlcv: pd.DataFrame) -> str:
     return tf
 
 
-def run(ohlcv: pd.DataFrame, config: Config | None = None, ml_gate: Any = None) -> BacktestResult:
+def run(ohlcv: pd.DataFrame, config: Config | None = None, ml_gate: Any = None,
+        currency: str | None = None) -> BacktestResult:
     """Backtest the registered strategies on `ohlcv` with the shared execution and risk kernels.
 
     `ml_gate`: per-bar probabilities aligned with `ohlcv` (array or Series); an entry is taken only when
     p >= threshold (`ml.threshold`, default 0.5) and its size is scaled by p when `ml.scale_size`.
+    `currency`: what money is counted in (stats.json), default the quote of `exchange.symbol`.
     """
     cfg = config or load_config()
     tf = _check_input(ohlcv)
@@ -91,7 +93,7 @@ def run(ohlcv: pd.DataFrame, config: Config | None = None, ml_gate: Any = None) 
     pos = pd.Series(position, index=index, name="position")
     from research.stats import compute_stats
 
-    stats = compute_stats(eq, trades, skipped, signals, cfg, bar_ms)
+    stats = compute_stats(eq, trades, skipped, signals, cfg, bar_ms, currency)
     return BacktestResult(trades, skipped, eq, pos, signals, stats, fingerprint(trades), cfg, orders,
                           _close=ohlcv["close"])
 

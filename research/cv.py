@@ -1,9 +1,12 @@
 """Cross-validation for overlapping financial labels: purge and embargo (López de Prado), walk-forward.
 
 `PurgedTimeSeriesSplit` follows scikit-learn's splitter API (works with `cross_val_score`). Folds come from
-`TimeSeriesSplit`; a training sample is dropped when its label window [start, end] reaches into the test
-fold (purge — from each sample's own label end when given, else a fixed number of samples), and samples
-within `embargo` after a test fold never train (for folds where training data follows the test data).
+`TimeSeriesSplit`, so training always precedes its test fold. A training sample is dropped when its label
+window [start, end] reaches into the test fold (purge — from each sample's own label end when given, else a
+fixed number of samples) or ends within `embargo` bars before it. López de Prado's embargo guards the bars
+*after* a test fold, which forward-only folds never train on; here it is the same guard against serial
+correlation on the side where training data does sit (scikit-learn's `gap`): at least `embargo` bars lie
+between the last training label's outcome and the first test bar.
 """
 
 from __future__ import annotations
@@ -36,8 +39,7 @@ class PurgedTimeSeriesSplit:
         pos = np.arange(n) if self.positions is None else self.positions  # bar position of each sample
         end = pos + self.purge if self.label_end is None else np.maximum(self.label_end, pos + self.purge)
         for train, test in TimeSeriesSplit(n_splits=self.n_splits).split(np.zeros(n)):
-            test_start, test_end = pos[test[0]], pos[test[-1]]
-            keep = (end[train] < test_start) | (pos[train] > test_end + self.embargo)
+            keep = end[train] < pos[test[0]] - self.embargo
             yield train[keep], test
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import json
 import os
 import platform
 import subprocess
@@ -16,7 +15,9 @@ from typing import Any
 import pandas as pd
 
 from cryptobot.config import Config
-from cryptobot.data import timestamps_ms
+from cryptobot.data import ValidationReport, timestamps_ms
+from cryptobot.data.frames import ms_to_iso
+from cryptobot.jsonio import write_json as write_json  # the one strict, atomic JSON writer
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARIES = ("numpy", "pandas", "numba", "pyarrow", "pydantic", "vectorbt", "plotly", "ccxt", "cryptobot")
@@ -56,6 +57,19 @@ def data_description(source: str, frame: pd.DataFrame) -> dict[str, Any]:
     return desc
 
 
+def input_gaps(report: ValidationReport) -> dict[str, Any]:
+    """Gaps and warnings of the data a run used (its selected range): the manifest's `input_validation`."""
+    largest = max(report.gaps, key=lambda g: g[1], default=None)
+    return {
+        "gaps": len(report.gaps),
+        "missing_bars": int(report.missing_bars),
+        "largest_gap": None if largest is None else {"first_missing_bar": ms_to_iso(int(largest[0])),
+                                                     "missing_bars": int(largest[1])},
+        "zero_volume_bars": int(report.zero_volume_bars),
+        "warnings": list(report.warnings),
+    }
+
+
 def library_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in LIBRARIES:
@@ -84,10 +98,3 @@ def build_manifest(kind: str, config: Config, parameters: dict[str, Any], data: 
         **(extra or {}),
     }
 
-
-def write_json(path: Path, payload: Any) -> None:
-    """Atomic JSON write (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str, allow_nan=True) + "\n")
-    os.replace(tmp, path)

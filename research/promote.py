@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import shutil
 import socket
@@ -11,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptobot.jsonio import dumps
 from cryptobot.ml import load_bundle
 
 
@@ -45,5 +45,5 @@ def promote(bundle_dir: str | Path, models_dir: str | Path = "models", reason: s
         "reason": reason,
     }
     with open(models / "promotions.jsonl", "a", encoding="utf-8") as log:
-        log.write(json.dumps(record) + "\n")
+        log.write(dumps(record) + "\n")
     return record

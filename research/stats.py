@@ -1,46 +1,167 @@
-"""Backtest statistics from the kernel's equity curve and trade list (`stats.json`)."""
+"""Backtest and sweep statistics: one metrics kernel (`equity_metrics`) for both, plus the backtest's extras.
+
+`research.sweep` evaluates thousands of combinations inside compiled loops; `compute_stats` (stats.json)
+calls the same compiled `equity_metrics` on the kernel's equity curve and trade P&Ls, so a number called
+`sharpe` or `profit_factor` is the same arithmetic wherever it appears. Definitions (per-bar returns r_t
+against the previous bar's equity, the first against the initial capital; n bars; B bars per year):
+- sharpe = mean(r) / std(r, ddof=1) × √B, 0 when the returns do not vary;
+- sortino = mean(r) / √(Σ min(r, 0)² / n) × √B (downside deviation over all n returns), 0 without a loss;
+- cagr = (final / initial)^(B / n) − 1 (−1 when equity ended at or below zero);
+- max_drawdown = max over t of 1 − equity_t / running peak (the initial capital is the first peak);
+  max_drawdown_duration_bars = the longest run of bars below the running peak;
+- calmar = cagr / max_drawdown, 0 without a drawdown;
+- profit_factor = gross profit / gross loss of closed trades, undefined (NaN here, null in JSON) when
+  no trade lost — with or without winners;
+- win_rate and expectancy (mean P&L per trade) are 0 without trades.
+"""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from cryptobot.config import Config
+from cryptobot.data import StoreKey
+from cryptobot.data.store import name_to_symbol
 from cryptobot.strategies import registered
 
 YEAR_MS = 365.25 * 86_400_000
+METRICS = ("total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_duration_bars",
+           "trade_count", "win_rate", "profit_factor", "expectancy", "sharpe_per_bar", "skew", "kurtosis",
+           "n_returns")
+"""Layout of `equity_metrics`' output row (and of the sweep's metric columns)."""
 
 
-def _drawdown(equity: np.ndarray) -> tuple[float, int]:
-    """Maximum drawdown (fraction) and the longest time under water, in bars."""
-    peak = np.maximum.accumulate(equity)
-    dd = 1.0 - equity / peak
-    under = np.concatenate(([0], (dd > 0).astype(np.int8), [0]))
-    edges = np.diff(under)
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    longest = int((ends - starts).max()) if starts.size else 0
-    return float(dd.max(initial=0.0)), longest
+@njit(cache=True)
+def equity_metrics(equity: np.ndarray, init: float, pnl: np.ndarray, bars_per_year: float, out: np.ndarray,
+                   block_n: np.ndarray, block_s1: np.ndarray, block_s2: np.ndarray) -> None:
+    """Metrics in the layout METRICS (into `out`) and per-block return moments (count, sum, sum of squares
+    over `block_n.shape[0]` consecutive blocks, for CSCV) from an equity curve and closed-trade P&Ls."""
+    n = equity.shape[0]
+    blocks = block_n.shape[0]
+    block_len = max(1, n // blocks)
+    k = -1
+    next_block = 0
+    prev = init
+    peak = init
+    max_dd = 0.0
+    under = 0
+    longest = 0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    s4 = 0.0
+    down2 = 0.0
+    block_n[:] = 0.0
+    block_s1[:] = 0.0
+    block_s2[:] = 0.0
+    for i in range(n):
+        r = equity[i] / prev - 1.0
+        prev = equity[i]
+        s1 += r
+        s2 += r * r
+        s3 += r * r * r
+        s4 += r * r * r * r
+        if r < 0.0:
+            down2 += r * r
+        if i == next_block and k < blocks - 1:  # block index without a division per bar
+            k += 1
+            next_block += block_len
+        block_n[k] += 1.0
+        block_s1[k] += r
+        block_s2[k] += r * r
+        if equity[i] > peak:
+            peak = equity[i]
+        dd = 1.0 - equity[i] / peak
+        if dd > max_dd:
+            max_dd = dd
+        if dd > 0.0:
+            under += 1
+            if under > longest:
+                longest = under
+        else:
+            under = 0
+    mean = s1 / n if n else 0.0
+    m2 = s2 / n - mean * mean if n else 0.0
+    m3 = s3 / n - 3.0 * mean * s2 / n + 2.0 * mean**3 if n else 0.0
+    m4 = s4 / n - 4.0 * mean * s3 / n + 6.0 * mean * mean * s2 / n - 3.0 * mean**4 if n else 0.0
+    var = m2 * n / (n - 1.0) if n > 1 else 0.0
+    sr = mean / np.sqrt(var) if var > 0.0 else 0.0
+    downside = np.sqrt(down2 / n) if n else 0.0
+    final = equity[n - 1] if n else init
+    if n == 0:
+        cagr = 0.0
+    elif final > 0.0:
+        cagr = (final / init) ** (bars_per_year / n) - 1.0
+    else:
+        cagr = -1.0
+    trades = pnl.shape[0]
+    wins = 0.0
+    gross_win = 0.0
+    gross_loss = 0.0
+    for x in pnl:
+        if x > 0.0:
+            wins += 1.0
+            gross_win += x
+        elif x < 0.0:
+            gross_loss -= x
+    out[0] = final / init - 1.0
+    out[1] = cagr
+    out[2] = sr * np.sqrt(bars_per_year)
+    out[3] = mean / downside * np.sqrt(bars_per_year) if downside > 0.0 else 0.0
+    out[4] = cagr / max_dd if max_dd > 0.0 else 0.0
+    out[5] = max_dd
+    out[6] = longest
+    out[7] = trades
+    out[8] = wins / trades if trades else 0.0
+    out[9] = gross_win / gross_loss if gross_loss > 0.0 else np.nan
+    out[10] = (gross_win - gross_loss) / trades if trades else 0.0
+    out[11] = sr
+    out[12] = m3 / m2**1.5 if m2 > 0.0 else 0.0
+    out[13] = m4 / (m2 * m2) if m2 > 0.0 else 3.0
+    out[14] = n
+
+
+def metrics(equity: np.ndarray, init: float, pnl: np.ndarray, bars_per_year: float) -> dict[str, float]:
+    """`equity_metrics` as a dict (no blocks)."""
+    out = np.empty(len(METRICS))
+    one = np.empty(1)
+    equity_metrics(np.ascontiguousarray(equity, dtype=np.float64), float(init),
+                   np.ascontiguousarray(pnl, dtype=np.float64), float(bars_per_year), out, one, one.copy(), one.copy())
+    return dict(zip(METRICS, out.tolist(), strict=True))
+
+
+def quote_currency(source: str | Path | None, cfg: Config) -> str:
+    """The currency money is counted in: the quote of the symbol named by the data source (store key
+    `binance/BTC-USDT/1h`, file `binance_BTC-USDT_1h_….csv.gz`), else the quote of `exchange.symbol`."""
+    symbol = cfg.exchange.symbol
+    if source is not None:
+        path = Path(source)
+        match = re.search(r"(?:^|_)([A-Z0-9]+-[A-Z0-9]+)(?:_|\.)", path.name)
+        if match:
+            symbol = name_to_symbol(match.group(1))
+        elif not path.is_file():
+            try:
+                symbol = StoreKey.parse(str(source)).symbol
+            except ValueError:
+                pass
+    return symbol.split("/")[1].split(":")[0]
 
 
 def compute_stats(equity: pd.Series, trades: pd.DataFrame, skipped: pd.DataFrame, signals: pd.DataFrame,
-                  cfg: Config, bar_ms: int) -> dict[str, Any]:
+                  cfg: Config, bar_ms: int, currency: str | None = None) -> dict[str, Any]:
+    """The stats.json dict. Money is in `currency` (default: the quote of `exchange.symbol`); NaN marks a
+    value that is undefined (`profit_factor` without a losing trade) and is written as null."""
     init = cfg.execution.initial_capital
+    quote = currency or quote_currency(None, cfg)
     eq = equity.to_numpy(np.float64)
-    rets = np.diff(np.concatenate(([init], eq))) / np.concatenate(([init], eq[:-1]))
-    bars_per_year = YEAR_MS / bar_ms
-    span_years = max(len(eq) * bar_ms / YEAR_MS, 1e-12)
-    total_return = eq[-1] / init - 1.0 if len(eq) else 0.0
-    cagr = (eq[-1] / init) ** (1.0 / span_years) - 1.0 if len(eq) and eq[-1] > 0 else -1.0
-    sd = rets.std(ddof=1) if len(rets) > 1 else 0.0
-    downside = rets[rets < 0]
-    dsd = np.sqrt(np.mean(downside**2)) if downside.size else 0.0
-    sharpe = float(rets.mean() / sd * np.sqrt(bars_per_year)) if sd > 0 else 0.0
-    sortino = float(rets.mean() / dsd * np.sqrt(bars_per_year)) if dsd > 0 else 0.0
-    max_dd, dd_bars = _drawdown(eq) if len(eq) else (0.0, 0)
     pnl = trades["pnl"].to_numpy(np.float64)
-    wins, losses = pnl[pnl > 0], pnl[pnl < 0]
+    m = metrics(eq, init, pnl, YEAR_MS / bar_ms)
     held = (trades["exit_bar"] - trades["entry_bar"] + 1).to_numpy() if len(trades) else np.zeros(0)
     in_market = np.zeros(len(eq), dtype=bool)
     for a, b in zip(trades["entry_bar"].to_numpy(), trades["exit_bar"].to_numpy(), strict=True):
@@ -60,18 +181,14 @@ def compute_stats(equity: pd.Series, trades: pd.DataFrame, skipped: pd.DataFrame
     skip_reasons = skipped["reason"].value_counts().to_dict() if len(skipped) else {}
     total_signals = int((signals["action"] != 0).sum())
     stats: dict[str, Any] = {
-        "total_return": float(total_return),
-        "cagr": float(cagr),
-        "sharpe": sharpe,
-        "sortino": sortino,
-        "calmar": float(cagr / max_dd) if max_dd > 0 else 0.0,
-        "max_drawdown": max_dd,
-        "max_drawdown_duration": float(dd_bars * bar_ms / 86_400_000),
-        "max_drawdown_duration_bars": int(dd_bars),
-        "win_rate": float(len(wins) / len(pnl)) if len(pnl) else 0.0,
-        "profit_factor": float(wins.sum() / -losses.sum()) if losses.size else (None if wins.size else 0.0),
-        "expectancy": float(pnl.mean()) if len(pnl) else 0.0,
-        "trade_count": int(len(trades)),
+        "currency": quote,
+        **{k: m[k] for k in ("total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown")},
+        "max_drawdown_duration": m["max_drawdown_duration_bars"] * bar_ms / 86_400_000,
+        "max_drawdown_duration_bars": int(m["max_drawdown_duration_bars"]),
+        "win_rate": m["win_rate"],
+        "profit_factor": m["profit_factor"],
+        "expectancy": m["expectancy"],
+        "trade_count": int(m["trade_count"]),
         "avg_trade_duration": float(held.mean() * bar_ms / 3_600_000) if len(held) else 0.0,
         "exposure": float(in_market.mean()) if len(eq) else 0.0,
         "fees_paid": float(trades["fees"].sum()) if len(trades) else 0.0,
@@ -88,7 +205,8 @@ def compute_stats(equity: pd.Series, trades: pd.DataFrame, skipped: pd.DataFrame
         },
         "units": {
             "max_drawdown_duration": "days", "avg_trade_duration": "hours", "exposure": "fraction of bars",
-            "fees_paid": "JPY", "interest_paid": "JPY", "sharpe": "annualised, per-bar returns",
+            "fees_paid": quote, "interest_paid": quote, "expectancy": quote, "session_pnl": quote,
+            "current_balance": quote, "sharpe": "annualised, per-bar returns", "sortino": "annualised, per-bar returns",
         },
     }
     return stats

@@ -1,7 +1,8 @@
 """Parameter sweeps over any dotted config keys, in chunks with bounded memory, streamed to Parquet.
 
 Every combination is a full backtest through the shared kernels (strategy pipeline + execution/risk
-kernel, the rules of `research.backtest.run`). Two evaluators share one metrics kernel:
+kernel, the rules of `research.backtest.run`). Two evaluators share one metrics kernel, the one the backtest's
+stats.json uses (`research.stats.equity_metrics`; columns METRICS):
 - general: any parameters; the signal pipeline is re-run only when a strategy/feature parameter changed;
 - fused: grids over the EMA-crossover example alone run `ema_cross_step` and `execution_step` for many
   combinations in one compiled loop, in parallel across combinations (numba `prange`).
@@ -36,10 +37,9 @@ from cryptobot.kernels import strategies as sk
 from cryptobot.strategies import compute_signals, registered
 from research.backtest import _check_input
 from research.overfitting import deflated_sharpe, probability_of_backtest_overfitting
+from research.stats import METRICS, YEAR_MS, equity_metrics
 
-YEAR_MS = 365.25 * 86_400_000
-METRICS = ("total_return", "sharpe", "max_drawdown", "trade_count", "win_rate", "profit_factor", "sharpe_per_bar",
-           "skew", "kurtosis", "n_returns")
+TOP_COLUMNS = ("total_return", "sharpe", "max_drawdown", "trade_count", "win_rate", "profit_factor")
 EMA_KEYS = ("strategies.ema_cross.fast", "strategies.ema_cross.slow", "strategies.ema_cross.sl_pct",
             "strategies.ema_cross.tp_pct")
 
@@ -113,71 +113,6 @@ def apply(base: Config, params: dict[str, Any]) -> Config:
         return Config.model_validate(data)
     except ValueError as exc:
         raise GridError(f"{params}: {exc}") from None
-
-
-# --------------------------------------------------------------------------------------- metrics
-@njit(cache=True)
-def equity_metrics(equity: np.ndarray, init: float, pnl: np.ndarray, bars_per_year: float, out: np.ndarray,
-                   block_n: np.ndarray, block_s1: np.ndarray, block_s2: np.ndarray) -> None:
-    """Sweep metrics (layout METRICS) and per-block return moments from an equity curve and trade P&Ls."""
-    n = equity.shape[0]
-    blocks = block_n.shape[0]
-    block_len = max(1, n // blocks)
-    k = -1
-    next_block = 0
-    prev = init
-    peak = init
-    max_dd = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    s4 = 0.0
-    block_n[:] = 0.0
-    block_s1[:] = 0.0
-    block_s2[:] = 0.0
-    for i in range(n):
-        r = equity[i] / prev - 1.0
-        prev = equity[i]
-        s1 += r
-        s2 += r * r
-        s3 += r * r * r
-        s4 += r * r * r * r
-        if i == next_block and k < blocks - 1:  # block index without a division per bar
-            k += 1
-            next_block += block_len
-        block_n[k] += 1.0
-        block_s1[k] += r
-        block_s2[k] += r * r
-        if equity[i] > peak:
-            peak = equity[i]
-        dd = 1.0 - equity[i] / peak
-        if dd > max_dd:
-            max_dd = dd
-    mean = s1 / n if n else 0.0
-    m2 = s2 / n - mean * mean if n else 0.0
-    m3 = s3 / n - 3.0 * mean * s2 / n + 2.0 * mean**3 if n else 0.0
-    m4 = s4 / n - 4.0 * mean * s3 / n + 6.0 * mean * mean * s2 / n - 3.0 * mean**4 if n else 0.0
-    var = m2 * n / (n - 1.0) if n > 1 else 0.0
-    sr = mean / np.sqrt(var) if var > 0.0 else 0.0
-    wins = 0.0
-    gross_win = 0.0
-    gross_loss = 0.0
-    for x in pnl:
-        if x > 0.0:
-            wins += 1.0
-            gross_win += x
-        elif x < 0.0:
-            gross_loss -= x
-    out[0] = equity[n - 1] / init - 1.0 if n else 0.0
-    out[1] = sr * np.sqrt(bars_per_year)
-    out[2] = max_dd
-    out[3] = pnl.shape[0]
-    out[4] = wins / pnl.shape[0] if pnl.shape[0] else 0.0
-    out[5] = gross_win / gross_loss if gross_loss > 0.0 else (np.inf if gross_win > 0.0 else 0.0)
-    out[6] = sr
-    out[7] = m3 / m2**1.5 if m2 > 0.0 else 0.0
-    out[8] = m4 / (m2 * m2) if m2 > 0.0 else 3.0
-    out[9] = n
 
 
 # ------------------------------------------------------------------------------------ evaluators
@@ -384,7 +319,7 @@ def summarise(frame: pd.DataFrame, grid: dict[str, list[Any]], blocks: int, top:
                             "observations": dsr.n_obs},
         "pbo": {"probability": pbo.pbo, "splits": pbo.n_splits, "blocks": pbo.n_blocks},
     }
-    return ranked.head(top)[keys + list(METRICS[:6])], summary
+    return ranked.head(top)[keys + list(TOP_COLUMNS)], summary
 
 
 # ------------------------------------------------------------------------------------ walk-forward

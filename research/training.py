@@ -8,7 +8,6 @@ the seed reported in-sample accuracy 1.0 on noise.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_
 
 from cryptobot.config import Config
 from cryptobot.features import FEATURE_ORDER
+from cryptobot.jsonio import dumps, write_json
 from cryptobot.ml import save_bundle
 from cryptobot.ml.bundle import MODELS
 from research.cv import PurgedTimeSeriesSplit
@@ -137,13 +137,13 @@ def train(ohlcv: pd.DataFrame, cfg: Config, out: Path, params: dict[str, dict[st
     report = {"bundle": str(bundle), "cv_scores": cv, "feature_importance": importances,
               "calibration": calibration(data.y, ens), "label": data.labels.describe(), "weights": w,
               "threshold": thr, "params": used}
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out / "report.json", report)
     (out / "report.md").write_text(report_markdown(report))
     return report
 
 
 def report_markdown(report: dict[str, Any]) -> str:
-    lines = ["# Training report", "", f"Label: `{json.dumps(report['label'])}`", "",
+    lines = ["# Training report", "", f"Label: `{dumps(report['label'])}`", "",
              "## Out-of-fold scores (purged, embargoed)", "",
              "| model | samples | log loss | AUC | Brier | accuracy | positive rate |", "|---|---|---|---|---|---|---|"]
     for name, s in report["cv_scores"].items():

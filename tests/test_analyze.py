@@ -14,9 +14,10 @@ from cryptobot.config import load_config
 from cryptobot.data import read_csv
 from cryptobot.features import FEATURE_ORDER
 from research.analysis import default_cuts, features_and_signals, lookahead, warmup
+from tests.conftest import shipped_files
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = sorted((ROOT / "data" / "sample").glob("*.csv.gz"))
+SHIPPED = shipped_files()
 CFG = load_config(environ={})
 
 
@@ -58,9 +59,10 @@ def test_warmup_measures_convergence_of_recursive_features() -> None:
         assert rows[name].converged <= rows[name].declared  # windowed: exact as soon as valid
     for name in ("ema_50", "rsi_14", "adx_14", "macd"):
         assert rows[name].converged > rows[name].declared  # recursive: the seed lingers
-    # EMA50's seed error decays by 49/51 per bar: from ~1 % to 1e-9 takes a few hundred bars (hand estimate)
-    assert 250 < rows["ema_50"].converged < 700
-    assert np.log(1e-9 / 1e-2) / np.log(49 / 51) == pytest.approx(402.9, abs=1)
+    # EMA50's seed error decays by 49/51 per bar: from ~1 % to the 1e-9 tolerance takes ≈ 403 bars (by hand);
+    # the seed error is not exactly 1 %, so allow a factor of about 1.6 either way
+    hand = np.log(1e-9 / 1e-2) / np.log(49 / 51)
+    assert hand / 1.6 < rows["ema_50"].converged < hand * 1.6
 
 
 def test_warmup_cli_flags_history_shorter_than_convergence() -> None:

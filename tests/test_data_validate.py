@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from cryptobot.data import DataValidationError, load_frame, read_csv, validate_frame
+from tests.conftest import shipped_files
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = sorted((ROOT / "data" / "sample").glob("*.csv.gz"))
+SHIPPED = shipped_files()
 # Independent figures from the data provenance README (data/sample/README.md): rows, gaps, missing bars.
 EXPECTED = {
     "bitbank_BTC-JPY_15m_2018.csv.gz": (34252, 3, 20, 35),
@@ -131,4 +132,4 @@ def test_unreadable_inputs_name_the_file(tmp_path: Path) -> None:
     result = cli("validate", str(bad_time))
     assert result.returncode == 1 and "unparseable timestamp at row 1 ('yesterday')" in result.stderr
     result = cli("validate", "no/such/key/here/at/all")
-    assert result.returncode == 1 and "neither" in result.stderr or "not a store key" in result.stderr
+    assert result.returncode == 1 and "'no/such/key/here/at/all' is not a store key" in result.stderr

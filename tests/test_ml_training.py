@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from sklearn.model_selection import KFold, cross_val_score
 
 from cryptobot.config import Config, load_config
 from cryptobot.data import make_frame, read_csv
+from cryptobot.jsonio import strict_loads
 from cryptobot.ml import load_bundle
 from research.cv import PurgedTimeSeriesSplit, walk_forward
 from research.labels import fixed_horizon, meta_labels, triple_barrier
@@ -60,16 +60,36 @@ def test_meta_labels_follow_the_strategy_entries() -> None:
     assert meta_labels(df, short, horizon=4, cfg=cfg).y.tolist() == [0]  # the stop at 102 is hit on bar 3
 
 
+def split_errors(splitter: PurgedTimeSeriesSplit, end: np.ndarray, embargo: int) -> list[str]:
+    """What is wrong with each fold: training at or after the test fold, a training label window reaching into
+    the test fold or ending within `embargo` bars before it, or a sample dropped that the rule keeps."""
+    errors = []
+    for k, (train, test) in enumerate(splitter.split(end)):
+        t0 = int(test[0])
+        if train.size and train.max() >= t0:
+            errors.append(f"fold {k}: trains at or after its test fold")
+        if np.any(end[train] >= t0 - embargo):
+            errors.append(f"fold {k}: a training label ends less than {embargo} bars before the test fold")
+        expected = np.flatnonzero(end[:t0] < t0 - embargo)
+        if not np.array_equal(train, expected):
+            errors.append(f"fold {k}: dropped samples outside purge and embargo")
+    return errors
+
+
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(60, 300), splits=st.integers(2, 6), horizon=st.integers(1, 10), embargo=st.integers(0, 10))
-def test_property_no_training_index_inside_a_test_label_window_or_embargo(n: int, splits: int, horizon: int,
-                                                                           embargo: int) -> None:
-    pos = np.arange(n)
-    end = np.minimum(pos + horizon, n - 1)
-    for train, test in PurgedTimeSeriesSplit(splits, purge=horizon, embargo=embargo, label_end=end).split(pos):
-        t0, t1 = pos[test[0]], pos[test[-1]]
-        # a training label window [pos, end] must not touch the test fold, nor sit in the embargo after it
-        assert not np.any((end[train] >= t0) & (pos[train] <= t1 + embargo))
+def test_property_training_labels_end_at_least_embargo_bars_before_the_test_fold(n: int, splits: int, horizon: int,
+                                                                                   embargo: int) -> None:
+    end = np.minimum(np.arange(n) + horizon, n - 1)
+    assert split_errors(PurgedTimeSeriesSplit(splits, purge=horizon, embargo=embargo, label_end=end), end,
+                        embargo) == []
+
+
+def test_the_property_catches_a_split_without_embargo() -> None:
+    end = np.minimum(np.arange(200) + 4, 199)
+    broken = PurgedTimeSeriesSplit(4, purge=4, embargo=0, label_end=end)  # purges, but ignores the embargo
+    assert any("less than 8 bars" in e for e in split_errors(broken, end, embargo=8))
+    assert split_errors(PurgedTimeSeriesSplit(4, purge=4, embargo=8, label_end=end), end, embargo=8) == []
 
 
 def test_leaky_feature_scores_high_under_kfold_and_not_under_purged_split() -> None:
@@ -110,10 +130,12 @@ def test_training_is_deterministic_and_reports_out_of_fold(tmp_path: Path) -> No
     assert second.returncode == 0, second.stderr
     a, b = load_bundle(tmp_path / "a" / "bundle"), load_bundle(tmp_path / "b" / "bundle")
     assert a.metadata["files"] == b.metadata["files"] and a.bundle_id == b.bundle_id
-    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    for path in [*(tmp_path / "a").glob("*.json"), tmp_path / "a" / "bundle" / "metadata.json"]:
+        strict_loads(path.read_text())  # strict JSON: undefined scores are null, never NaN
+    report = strict_loads((tmp_path / "a" / "report.json").read_text())
     assert set(report["cv_scores"]) == {"lightgbm", "xgboost", "random_forest", "ensemble"}
     assert report["label"]["kind"] == "meta" and report["label"]["horizon_bars"] == 6
-    assert a.metadata["cv"]["purge"] == 6 and a.metadata["data_sha256"]
+    assert a.metadata["cv"]["purge"] == 6 and a.metadata["cv"]["embargo"] == 6 and a.metadata["data_sha256"]
     assert (tmp_path / "a" / "report.md").read_text().startswith("# Training report")
 
 
@@ -128,7 +150,7 @@ def test_promote_archives_previous_and_logs(tmp_path: Path) -> None:
     second = promote(tmp_path / "other" / "bundle", models, reason="second")
     assert second["previous"] == first["bundle_id"]
     assert load_bundle(models / "archive" / first["bundle_id"]).bundle_id == first["bundle_id"]
-    log = [json.loads(line) for line in (models / "promotions.jsonl").read_text().splitlines()]
+    log = [strict_loads(line) for line in (models / "promotions.jsonl").read_text().splitlines()]
     assert [r["reason"] for r in log] == ["first", "second"] and "@" in log[0]["by"]
 
 

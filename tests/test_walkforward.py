@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from cryptobot.config import load_config
 from cryptobot.data import read_csv
+from cryptobot.jsonio import strict_loads
 from research.walkforward import run_walkforward, window_bars
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +26,9 @@ def test_windows_never_train_at_or_after_their_test(expanding: bool) -> None:
     frame, summary = run_walkforward(df, load_config(overrides=SMALL), train=2000, test=1000, expanding=expanding,
                                      progress=False)
     assert summary["windows"] == len(frame) == 6
+    # the gate judged every signal of every test window: "gated" counts only gated decisions
+    assert (frame["signals_without_probability"] == 0).all() and (frame["gated_signals"] > 0).all()
+    assert summary["signals_without_probability"] == 0 and summary["embargo_bars"] == 16
     assert (frame["train_end_position"] < frame["test_start_position"]).all()
     assert (frame["train_last"] < frame["test_first"]).all()
     assert (frame["test_first"].iloc[1:].to_numpy() > frame["test_last"].iloc[:-1].to_numpy()).all()  # no overlap
@@ -48,7 +51,9 @@ def test_cli_reports_out_of_sample_only(tmp_path: Path) -> None:
                              "--test", "60d", "--out", str(tmp_path), "--quiet", *sets], cwd=ROOT, capture_output=True,
                             text=True, check=False)
     assert result.returncode == 0, result.stderr
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    for path in tmp_path.glob("*.json"):
+        strict_loads(path.read_text())
+    summary = strict_loads((tmp_path / "summary.json").read_text())
     assert summary["windows"] == 3 and set(summary["out_of_sample"]) == {"ungated", "gated"}
     windows = pd.read_csv(tmp_path / "windows.csv")
     assert {"ungated_sharpe", "gated_sharpe", "gated_trade_count"} <= set(windows.columns)

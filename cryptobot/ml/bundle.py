@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from cryptobot.features import FEATURE_ORDER
+from cryptobot.jsonio import dumps, to_jsonable
 from cryptobot.kernels import trees
 
 FILES = ("lightgbm.txt", "xgboost.json", "random_forest.npz")
@@ -238,8 +239,9 @@ def save_bundle(out_dir: str | Path, *, lightgbm_model: Any, xgboost_model: Any,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "files": {name: _sha256(tmp / name) for name in FILES},
         })
+        meta = to_jsonable(meta)  # what is hashed is exactly what is written (NaN scores become null)
         meta["metadata_sha256"] = _canonical(meta)
-        (tmp / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+        (tmp / METADATA).write_text(dumps(meta, indent=2, sort_keys=True) + "\n")
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             os.replace(out, old)

@@ -10,10 +10,11 @@ from pathlib import Path
 import pandas as pd
 
 from cryptobot.config import ConfigError
-from cryptobot.data import DataValidationError
+from cryptobot.data import DataValidationError, validate_frame
 from research.backtest import BacktestResult, run
 from research.cli.common import add_data_arguments, load_inputs
-from research.manifest import build_manifest, data_description, write_json
+from research.manifest import build_manifest, data_description, input_gaps, write_json
+from research.stats import quote_currency
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +37,7 @@ def write_equity_html(result: BacktestResult, close: pd.Series, path: Path) -> N
     eq = result.equity
     dd = eq / eq.cummax() - 1.0
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.45, 0.35, 0.2], vertical_spacing=0.03,
-                        subplot_titles=("Price and trades", "Equity (JPY)", "Drawdown"))
+                        subplot_titles=("Price and trades", f"Equity ({result.stats['currency']})", "Drawdown"))
     fig.add_trace(go.Scattergl(x=close.index, y=close, name="close", line={"width": 1}), row=1, col=1)
     t = result.trades
     for side, symbol, color in (("long", "triangle-up", "green"), ("short", "triangle-down", "red")):
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"backtesting {len(data):,} bars of {args.data} ({data.index[0]} .. {data.index[-1]}) …", file=sys.stderr)
     try:
-        result = run(data, cfg)
+        result = run(data, cfg, currency=quote_currency(args.data, cfg))
     except (DataValidationError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -82,17 +83,22 @@ def main(argv: list[str] | None = None) -> int:
     tmp = out / ".equity.csv.tmp"
     pd.DataFrame({"equity": result.equity, "position": result.position}).to_csv(tmp)
     os.replace(tmp, out / "equity.csv")
+    gaps = input_gaps(validate_frame(data, source=args.data))
     manifest = build_manifest(
         "backtest", cfg,
         parameters={"data": args.data, "start": args.start, "end": args.end, "config_files": args.config,
                     "overrides": args.set},
         data=[data_description(args.data, data)],
-        extra={"fingerprint": result.fingerprint, "trade_count": result.stats["trade_count"]},
+        extra={"fingerprint": result.fingerprint, "trade_count": result.stats["trade_count"],
+               "currency": result.stats["currency"], "input_validation": gaps},
     )
     write_json(out / "manifest.json", manifest)
     write_equity_html(result, data["close"], out / "equity.html")
     s = result.stats
     print(f"trades {s['trade_count']}, total return {s['total_return']:.2%}, Sharpe {s['sharpe']:.2f}, "
-          f"max drawdown {s['max_drawdown']:.2%}, fees {s['fees_paid']:.0f} JPY, fingerprint {result.fingerprint[:16]}")
+          f"max drawdown {s['max_drawdown']:.2%}, fees {s['fees_paid']:.0f} {s['currency']}, "
+          f"fingerprint {result.fingerprint[:16]}")
+    for line in gaps["warnings"] or ["no gaps, no warnings"]:  # no prices were seen inside a gap
+        print(f"input data: {line}")
     print(f"report: {out.resolve()} (stats.json, trades.csv, skipped.csv, equity.csv, manifest.json, equity.html)")
     return 0

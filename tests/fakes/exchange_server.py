@@ -1,7 +1,7 @@
 """A fake exchange HTTP server on 127.0.0.1 speaking bitbank's public candlestick API and Binance klines.
 
 Real sockets, real HTTP: the real ccxt client is pointed at it by overriding its API URLs. Candles are a
-deterministic function of their open time, served up to the current wall clock *including* the still-open
+deterministic function of their open time, served up to the current time (wall clock or a fixed `clock_ms`) *including* the still-open
 bar (as real exchanges do), so the client's closed-bar filter is exercised. Faults (429, 5xx, timeouts) are
 injected per request from a queue; every request is logged for assertions. Later issues extend the routes
 with bitbank's private API.
@@ -47,9 +47,13 @@ class FakeExchange:
     delay_seconds: float = 0.0
     timeout_sleep: float = 3.0
     base_price: float = 5_000_000.0
+    clock_ms: int | None = None  # a fixed "now" (tests pass the same clock to the downloader); None: wall clock
+
+    def now(self) -> int:
+        return int(time.time() * 1000) if self.clock_ms is None else self.clock_ms
 
     def bars(self, start: int, end: int, tf_ms: int) -> list[tuple[int, tuple[float, ...]]]:
-        now = int(time.time() * 1000)
+        now = self.now()
         first = max(start, self.first_ms)
         first += (-first) % tf_ms
         out = []
@@ -143,7 +147,7 @@ class FakeExchangeServer:
         end = _utc_ms(year + 1, 1, 1) if yearly else start + DAY_MS
         rows = [[f"{o:.0f}", f"{h:.0f}", f"{lo:.0f}", f"{c:.0f}", f"{v:.4f}", ts]
                 for ts, (o, h, lo, c, v) in self.state.bars(start, end, tf_ms)]
-        payload = {"candlestick": [{"type": ctype, "ohlcv": rows}], "timestamp": int(time.time() * 1000)}
+        payload = {"candlestick": [{"type": ctype, "ohlcv": rows}], "timestamp": self.state.now()}
         return web.json_response({"success": 1, "data": payload})
 
     # ---------------------------------------------------------------- binance
@@ -158,7 +162,7 @@ class FakeExchangeServer:
                 {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "9000", "stepSize": "0.00001"},
             ],
         }
-        return web.json_response({"timezone": "UTC", "serverTime": int(time.time() * 1000), "symbols": [symbol]})
+        return web.json_response({"timezone": "UTC", "serverTime": self.state.now(), "symbols": [symbol]})
 
     async def binance_klines(self, request: web.Request) -> web.Response:
         q = request.query
