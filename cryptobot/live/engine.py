@@ -106,8 +106,8 @@ def _verdict(events: np.ndarray, orders: list[tuple[str, int, float, float, str]
         kind = {ex.EV_ENTRY: "filled_entry", ex.EV_EXIT: "filled_exit", ex.EV_SKIP: "skip"}[int(e[ex.EV_KIND])]
         side = "long" if e[ex.EV_SIDE] > 0 else "short"
         parts.append(f"{kind}:{side}:{REASONS[int(e[ex.EV_REASON])]}")
-    for kind, side, _, _, reason in orders:
-        parts.append(f"order_{kind}:{'long' if side > 0 else 'short'}:{reason}")
+    for order_kind, order_side, _, _, reason in orders:
+        parts.append(f"order_{order_kind}:{'long' if order_side > 0 else 'short'}:{reason}")
     if halted and action != 0:
         parts.append("manual_halt")
     return ";".join(parts) or "hold"

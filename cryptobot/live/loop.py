@@ -19,23 +19,26 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from cryptobot.config import Config
 from cryptobot.data import DataValidationError, load_frame_with_report, timestamps_ms
-from cryptobot.exchange import Broker, ClosedBars, PaperBroker
+from cryptobot.exchange.paper import Broker, PaperBroker
 from cryptobot.kernels import execution as ex
 from cryptobot.live.engine import Bar, Engine
 from cryptobot.live.state import SCHEMA_VERSION, StateError, StateStore, kernel_digest, trading_config_hash
 from cryptobot.ml.bundle import Bundle, BundleError, load_bundle
 
+if TYPE_CHECKING:
+    from cryptobot.exchange.public import ClosedBars
+
 LOCK_NAME = "cryptobot.lock"
 LOG_NAME = "live.log"
 CRASH_ENV = "CRYPTOBOT_LIVE_CRASH_AT"  # fault injection for the crash tests: "SEQ:POINT"
 CRASH_POINTS = ("between", "in_tx", "before_commit", "after_commit")
+CONTROL_POLL_SECONDS = 0.2  # how soon a running bot sees halt/resume
 EXIT_OK, EXIT_REFUSED, EXIT_LOCKED, EXIT_MODEL = 0, 2, 3, 4
 
 
@@ -96,9 +99,13 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, event and the event's fields (never config or secrets)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = {"time": pd.Timestamp(record.created, unit="s", tz="UTC").isoformat(timespec="milliseconds"),
-                "level": record.levelname.lower(), "event": record.getMessage(), **getattr(record, "fields", {})}
-        return json.dumps(line, default=str, allow_nan=True)
+        cached = getattr(record, "_json", None)  # the rotating handler formats once more to measure the size
+        if cached is None:
+            line = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+                    "level": record.levelname.lower(), "event": record.getMessage(), **getattr(record, "fields", {})}
+            cached = json.dumps(line, default=str)
+            record._json = cached
+        return cached
 
 
 def setup_logging(state_dir: Path, cfg: Config) -> logging.Logger:
@@ -123,7 +130,7 @@ def _emit(log: logging.Logger, level: int, event: str, **fields: Any) -> None:
 
 
 def _iso(ms: int | None) -> str | None:
-    return None if ms is None else pd.Timestamp(int(ms), unit="ms", tz="UTC").isoformat()
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
 
 def _crash_hook() -> Any:
@@ -173,6 +180,8 @@ class Bot:
         self.log = logging.getLogger("cryptobot.live")
         self.store: StateStore | None = None
         self.engine: Engine | None = None
+        self._control: dict[str, str] = {}
+        self._control_read = -1e9
 
     # ---------------------------------------------------------------- start = recovery
     def _bundle(self) -> Bundle | None:
@@ -260,6 +269,8 @@ class Bot:
     def _paper(self, hook: Any) -> int:
         cfg, engine, store = self.cfg, self.engine, self.store
         assert engine is not None and store is not None
+        from cryptobot.exchange.public import ClosedBars
+
         bars = self.bars or ClosedBars(cfg.exchange.name, cfg.exchange.symbol, cfg.data.timeframe, cfg.live.api_urls,
                                        timeout_ms=int(cfg.live.fetch_timeout_seconds * 1000))
         if cfg.live.history_bars < engine.warmup:
@@ -297,7 +308,10 @@ class Bot:
         assert engine is not None and store is not None
         if hook is not None:
             hook("between", engine.seq)
-        control = store.control()
+        now = time.monotonic()
+        if now - self._control_read >= CONTROL_POLL_SECONDS:  # operator commands, without a query per bar
+            self._control, self._control_read = store.control(), now
+        control = self._control
         updates: list[tuple[str, str]] = []
         warm_until = int(control.get("warm_until") or -1)
         if bar[0] <= warm_until:
@@ -306,6 +320,7 @@ class Bot:
             if int(control.get("resume_seq") or 0) > int(control.get("resume_applied") or 0):
                 engine.resume()
                 updates.append(("resume_applied", control["resume_seq"]))
+                control["resume_applied"] = control["resume_seq"]
             rec = engine.step(bar, halted=control.get("manual_halt") == "1")
         store.write_bar(rec, engine.states(), updates)
         self.broker.act(rec)

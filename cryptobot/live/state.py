@@ -10,11 +10,12 @@ every open; a mismatch is refused, never silently continued.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,17 +165,15 @@ class StateStore:
                 )
 
     # ------------------------------------------------------------------ writing
-    def _tx(self) -> Any:
-        db = self.db
-
-        class _Tx:
-            def __enter__(self) -> None:
-                db.execute("BEGIN IMMEDIATE")
-
-            def __exit__(self, exc_type: object, *rest: object) -> None:
-                db.execute("COMMIT" if exc_type is None else "ROLLBACK")
-
-        return _Tx()
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def _hook(self, point: str, seq: int) -> None:
         if self.crash_hook is not None:

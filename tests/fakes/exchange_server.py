@@ -2,7 +2,8 @@
 
 Real sockets, real HTTP: the real ccxt client is pointed at it by overriding its API URLs. Candles are a
 deterministic function of their open time, served up to the current wall clock *including* the still-open
-bar (as real exchanges do), so the client's closed-bar filter is exercised. Faults (429, 5xx, timeouts) are
+bar (as real exchanges do), so the client's closed-bar filter is exercised. The clock is the wall clock
+unless a test sets `state.now_ms` (then the exchange's time, in its responses too, is what the test says). Faults (429, 5xx, timeouts) are
 injected per request from a queue; every request is logged for assertions. Later issues extend the routes
 with bitbank's private API.
 """
@@ -47,9 +48,13 @@ class FakeExchange:
     delay_seconds: float = 0.0
     timeout_sleep: float = 3.0
     base_price: float = 5_000_000.0
+    now_ms: int | None = None  # a clock the test controls; None = wall clock
+
+    def clock(self) -> int:
+        return self.now_ms if self.now_ms is not None else int(time.time() * 1000)
 
     def bars(self, start: int, end: int, tf_ms: int) -> list[tuple[int, tuple[float, ...]]]:
-        now = int(time.time() * 1000)
+        now = self.clock()
         first = max(start, self.first_ms)
         first += (-first) % tf_ms
         out = []
@@ -143,7 +148,7 @@ class FakeExchangeServer:
         end = _utc_ms(year + 1, 1, 1) if yearly else start + DAY_MS
         rows = [[f"{o:.0f}", f"{h:.0f}", f"{lo:.0f}", f"{c:.0f}", f"{v:.4f}", ts]
                 for ts, (o, h, lo, c, v) in self.state.bars(start, end, tf_ms)]
-        payload = {"candlestick": [{"type": ctype, "ohlcv": rows}], "timestamp": int(time.time() * 1000)}
+        payload = {"candlestick": [{"type": ctype, "ohlcv": rows}], "timestamp": self.state.clock()}
         return web.json_response({"success": 1, "data": payload})
 
     # ---------------------------------------------------------------- binance
@@ -158,7 +163,7 @@ class FakeExchangeServer:
                 {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "9000", "stepSize": "0.00001"},
             ],
         }
-        return web.json_response({"timezone": "UTC", "serverTime": int(time.time() * 1000), "symbols": [symbol]})
+        return web.json_response({"timezone": "UTC", "serverTime": self.state.clock(), "symbols": [symbol]})
 
     async def binance_klines(self, request: web.Request) -> web.Response:
         q = request.query
