@@ -28,6 +28,7 @@ class ClosedBars:
     def __init__(self, exchange: str, symbol: str, timeframe: str, api_urls: dict[str, str] | None = None,
                  timeout_ms: int = 10_000, client: Any = None):
         self.client = client or make_exchange(exchange, api_urls or None, timeout_ms=timeout_ms)
+        self.client.enableLastJsonResponse = True  # the response body carries the exchange's time
         self.exchange, self.symbol, self.timeframe = exchange, symbol.upper(), timeframe
         self.tf_ms = timeframe_to_ms(timeframe)
         self.exchange_ms: int | None = None  # the exchange's time at the last response
