@@ -114,8 +114,10 @@ def test_readme_replay_15m_status_and_trades_equal_backtest(ml: bool, tmp_path: 
 def test_stop_mid_replay_and_restart_keeps_parity(tmp_path: Path) -> None:
     path = ROOT / "data" / "sample" / "bitbank_BTC-JPY_4h_2018.csv.gz"
     state = tmp_path / "state"
-    proc = subprocess.Popen([sys.executable, "-m", "cryptobot.live", "paper", "--replay", str(path), "--speed", "100",
-                             "--state-dir", str(state)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    err_path = tmp_path / "bot.stderr"
+    with open(err_path, "w") as err_file:
+        proc = subprocess.Popen([sys.executable, "-m", "cryptobot.live", "paper", "--replay", str(path), "--speed",
+                                 "100", "--state-dir", str(state)], cwd=ROOT, stderr=err_file, text=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -129,9 +131,10 @@ def test_stop_mid_replay_and_restart_keeps_parity(tmp_path: Path) -> None:
         running = json.loads(cli("status", "--json", "--state-dir", str(state)).stdout)
         assert running["running"] is True and running["pid"] == proc.pid
         cli("stop", "--state-dir", str(state))
-        _, err = proc.communicate(timeout=60)
+        proc.wait(60)
     finally:
         proc.kill()
+    err = err_path.read_text()
     assert proc.returncode == 0, err[-2000:]
     stopped = json.loads(cli("status", "--json", "--state-dir", str(state)).stdout)
     assert stopped["running"] is False and 300 <= stopped["bars"] < 2142
