@@ -3,9 +3,9 @@
 Real sockets, real HTTP: the real ccxt client is pointed at it by overriding its API URLs. Candles are a
 deterministic function of their open time, served up to the current wall clock *including* the still-open
 bar (as real exchanges do), so the client's closed-bar filter is exercised. The clock is the wall clock
-unless a test sets `state.now_ms` (then the exchange's time, in its responses too, is what the test says). Faults (429, 5xx, timeouts) are
-injected per request from a queue; every request is logged for assertions. Later issues extend the routes
-with bitbank's private API.
+unless a test sets `state.now_ms`: then the exchange's time, in its responses too, is what the test says.
+Faults (429, 5xx, timeouts) are injected per request from a queue; every request is logged for assertions.
+Later issues extend the routes with bitbank's private API.
 """
 
 from __future__ import annotations
