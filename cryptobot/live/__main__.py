@@ -170,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if args.command == "status":
                 s = _status(store, state_dir)
-                print(json.dumps(s, indent=2)) if args.json else _print_status(s)
+                if args.json:
+                    print(json.dumps(s, indent=2))
+                else:
+                    _print_status(s)
             else:
                 out = Path(args.out)
                 out.parent.mkdir(parents=True, exist_ok=True)
