@@ -9,6 +9,7 @@ replay's open position is the one the backtest closed at the end; equity and pos
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -39,6 +40,11 @@ ML_SET = ["--set", "ml.enabled=true", "--set", f"ml.bundle_dir={ROOT / 'models' 
 
 def expected(path: Path, overrides: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, object]:
     """(backtest trades without end_of_data, its end_of_data trade(s), the backtest result)."""
+    return _expected(path, tuple(overrides))
+
+
+@functools.lru_cache(maxsize=2)
+def _expected(path: Path, overrides: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame, object]:
     sets = dict(item.split("=", 1) for item in overrides[1::2])
     cfg = load_config(overrides={k: (v == "true") if v in ("true", "false") else v for k, v in sets.items()})
     data = load_frame(path)
