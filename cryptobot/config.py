@@ -300,10 +300,17 @@ class MLConfig(_Section):
 # --------------------------------------------------------------------------- live, health, notify
 class LiveConfig(_Section):
     poll_seconds: PositiveFloat = Field(5.0, description="how often the loop looks for a closed bar")
-    history_bars: Annotated[int, Field(ge=100)] = 500
-    state_db: str = "state/cryptobot.sqlite"
-    lock_file: str = "state/cryptobot.lock"
-    paper_initial_capital: PositiveFloat = 1_000_000.0
+    history_bars: Annotated[int, Field(ge=100)] = Field(
+        1500, description="closed bars a fresh paper state warms the strategies on (≥ their warm-up: 1072 at 15m)"
+    )
+    state_dir: str = Field("state", description="default --state-dir: SQLite state, lock and logs")
+    stop_timeout_seconds: PositiveFloat = Field(30.0, description="`stop` waits this long, then SIGKILL")
+    fetch_timeout_seconds: PositiveFloat = Field(10.0, description="HTTP timeout of one exchange request")
+    api_urls: dict[str, str] = Field(
+        default_factory=dict, description="override ccxt API URLs by name (a mirror), e.g. {public: https://…}"
+    )
+    log_max_bytes: Annotated[int, Field(ge=10_000)] = Field(10_000_000, description="rotate live.log at this size")
+    log_backups: Annotated[int, Field(ge=1)] = Field(5, description="rotated live.log files kept")
 
 
 class HealthConfig(_Section):

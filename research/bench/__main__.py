@@ -11,6 +11,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "backtest": ("research.bench.backtest", "end-to-end backtest vs backtesting.py and vectorbt"),
     "sweep": ("research.bench.sweep", "sweep combinations/s and peak RSS vs vectorbt broadcasting"),
     "ml": ("research.bench.ml", "ensemble inference and training time, Optuna trial overhead"),
+    "live": ("research.bench.live", "per-bar decision + SQLite time, start to first decision, replay bars/s"),
 }
 
 

@@ -1,0 +1,338 @@
+"""The bar loop: start = recovery, then one closed bar at a time — validate, decide, persist, act.
+
+Startup and recovery are one path: lock the state directory, load and check the state, restore the
+kernel states saved with the last committed bar (or, for a fresh paper state, warm the strategies on
+`live.history_bars` closed bars), process every bar after the last one committed in order (bars missed
+while down included), and only then wait for the next close. A bar's transaction is committed before the
+broker acts on it, so a crash anywhere leaves either the whole bar or none of it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cryptobot.config import Config
+from cryptobot.data import DataValidationError, load_frame_with_report, timestamps_ms
+from cryptobot.exchange.paper import Broker, PaperBroker
+from cryptobot.kernels import execution as ex
+from cryptobot.live.engine import Bar, Engine
+from cryptobot.live.state import SCHEMA_VERSION, StateError, StateStore, kernel_digest, trading_config_hash
+from cryptobot.ml.bundle import Bundle, BundleError, load_bundle
+
+if TYPE_CHECKING:
+    from cryptobot.exchange.public import ClosedBars
+
+LOCK_NAME = "cryptobot.lock"
+LOG_NAME = "live.log"
+CRASH_ENV = "CRYPTOBOT_LIVE_CRASH_AT"  # fault injection for the crash tests: "SEQ:POINT"
+CRASH_POINTS = ("between", "in_tx", "before_commit", "after_commit")
+CONTROL_POLL_SECONDS = 0.2  # how soon a running bot sees halt/resume
+EXIT_OK, EXIT_REFUSED, EXIT_LOCKED, EXIT_MODEL = 0, 2, 3, 4
+
+
+class LockedError(RuntimeError):
+    def __init__(self, path: Path, pid: int | None):
+        who = f"process {pid}" if pid else "another process"
+        super().__init__(f"{path.parent}: already in use by {who} (lock {path}); stop it first "
+                         f"(`python -m cryptobot.live stop --state-dir {path.parent}`) or use another --state-dir")
+        self.pid = pid
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+class StateLock:
+    """An exclusive `flock` on `<state dir>/cryptobot.lock` holding the owner's pid; released when the process dies."""
+
+    def __init__(self, state_dir: Path):
+        self.path = state_dir / LOCK_NAME
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise LockedError(self.path, _read_pid(self.path)) from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+
+
+def running_pid(state_dir: Path) -> int | None:
+    """The pid of the process holding the state directory, or None when nothing runs on it."""
+    path = Path(state_dir) / LOCK_NAME
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read_pid(path) or -1
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, event and the event's fields (never config or secrets)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        cached = getattr(record, "_json", None)  # the rotating handler formats once more to measure the size
+        if cached is None:
+            line = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+                    "level": record.levelname.lower(), "event": record.getMessage(), **getattr(record, "fields", {})}
+            cached = json.dumps(line, default=str)
+            record._json = cached
+        return cached
+
+
+def setup_logging(state_dir: Path, cfg: Config) -> logging.Logger:
+    log = logging.getLogger("cryptobot.live")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    for h in list(log.handlers):
+        log.removeHandler(h)
+        h.close()
+    fmt = JsonFormatter()
+    stderr = logging.StreamHandler(sys.stderr)
+    rotating = logging.handlers.RotatingFileHandler(state_dir / LOG_NAME, maxBytes=cfg.live.log_max_bytes,
+                                                    backupCount=cfg.live.log_backups)
+    for h in (stderr, rotating):
+        h.setFormatter(fmt)
+        log.addHandler(h)
+    return log
+
+
+def _emit(log: logging.Logger, level: int, event: str, **fields: Any) -> None:
+    log.log(level, event, extra={"fields": fields})
+
+
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+def _crash_hook() -> Any:
+    spec = os.environ.get(CRASH_ENV)
+    if not spec:
+        return None
+    seq_text, _, point = spec.partition(":")
+    if point not in CRASH_POINTS or not seq_text.isdigit():
+        raise ValueError(f"{CRASH_ENV}={spec!r}: expected SEQ:POINT with POINT one of {CRASH_POINTS}")
+    target = int(seq_text)
+
+    def hook(where: str, seq: int) -> None:
+        if where == point and seq == target:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
+class Replay:
+    """Bars from a CSV/Parquet file or store key, validated by the data layer (`--replay`)."""
+
+    def __init__(self, source: str, cfg: Config):
+        frame, report = load_frame_with_report(source, store_root=cfg.data.store_dir)
+        if frame.empty or report.timeframe is None:
+            raise DataValidationError(f"{source}: need at least two bars to replay (and know the timeframe)")
+        self.source, self.timeframe = source, report.timeframe
+        self.ts = timestamps_ms(frame)
+        self.values = frame[["open", "high", "low", "close", "volume"]].to_numpy("float64")
+
+    def after(self, last_ts: int | None) -> Iterator[Bar]:
+        start = 0 if last_ts is None else int(self.ts.searchsorted(last_ts, side="right"))
+        for i in range(start, len(self.ts)):
+            o, h, lo, c, v = self.values[i].tolist()
+            yield int(self.ts[i]), o, h, lo, c, v
+
+
+class Bot:
+    """One running bot on one state directory (paper, or paper replay)."""
+
+    def __init__(self, cfg: Config, state_dir: Path, replay: str | None = None, speed: float | None = None,
+                 broker: Broker | None = None, bars: ClosedBars | None = None):
+        self.cfg, self.state_dir, self.speed = cfg, Path(state_dir), speed
+        self.replay_source = replay
+        self.broker: Broker = broker or PaperBroker()
+        self.bars = bars
+        self.stop_event = threading.Event()
+        self.log = logging.getLogger("cryptobot.live")
+        self.store: StateStore | None = None
+        self.engine: Engine | None = None
+        self._control: dict[str, str] = {}
+        self._control_read = -1e9
+
+    # ---------------------------------------------------------------- start = recovery
+    def _bundle(self) -> Bundle | None:
+        if not self.cfg.ml.enabled:
+            return None
+        return load_bundle(self.cfg.ml.bundle_dir)
+
+    def run(self) -> int:
+        try:
+            lock = StateLock(self.state_dir)
+        except LockedError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_LOCKED
+        try:
+            self.log = setup_logging(self.state_dir, self.cfg)
+            return self._run()
+        finally:
+            if self.store is not None:
+                self.store.close()
+            lock.release()
+
+    def _run(self) -> int:
+        cfg, log = self.cfg, self.log
+        mode = "replay" if self.replay_source else "paper"
+        try:
+            replay = Replay(self.replay_source, cfg) if self.replay_source else None
+        except (DataValidationError, FileNotFoundError, ValueError) as exc:
+            _emit(log, logging.ERROR, "bad_input", error=str(exc))
+            return EXIT_REFUSED
+        timeframe = replay.timeframe if replay else cfg.data.timeframe
+        store = self.store = StateStore(self.state_dir)
+        try:
+            bundle = self._bundle()
+        except (BundleError, OSError, ValueError) as exc:
+            store.set_control("model_error", str(exc))
+            _emit(log, logging.CRITICAL, "model_unverified", bundle_dir=cfg.ml.bundle_dir, error=str(exc),
+                  action="no trading")
+            return EXIT_MODEL
+        store.set_control("model_error", "")
+        engine = self.engine = Engine(cfg, timeframe, bundle)
+        identity = {
+            "schema_version": str(SCHEMA_VERSION), "kernel_digest": kernel_digest(engine.pipeline_name),
+            "config_hash": trading_config_hash(cfg), "timeframe": timeframe, "mode": mode,
+            "symbol": f"{cfg.exchange.name}:{cfg.exchange.symbol}" if not replay else "",
+            "bundle_id": bundle.bundle_id if bundle is not None else "",
+            "initial_capital": repr(float(cfg.execution.initial_capital)),
+        }
+        try:
+            store.check_identity(identity)
+            saved = store.kernel_states()
+            if saved is not None:
+                engine.restore(saved)
+        except (StateError, ValueError) as exc:
+            _emit(log, logging.ERROR, "state_refused", error=str(exc))
+            print(exc, file=sys.stderr)
+            return EXIT_REFUSED
+        hook = _crash_hook()
+        store.crash_hook = hook
+        self.broker.reconcile(float(engine.exec_state[ex.S_POS]))
+        _emit(log, logging.INFO, "start", mode=mode, pid=os.getpid(), state_dir=str(self.state_dir), timeframe=timeframe,
+              resumed_after=_iso(engine.last_ts), bars_done=engine.seq, ml=bundle is not None,
+              source=self.replay_source or cfg.exchange.name)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop_event.set())
+        if replay is not None:
+            return self._replay(replay, hook)
+        return self._paper(hook)
+
+    # ---------------------------------------------------------------- modes
+    def _replay(self, replay: Replay, hook: Any) -> int:
+        assert self.engine is not None
+        delay = 0.0 if not self.speed else 1.0 / self.speed
+        count = 0
+        for bar in replay.after(self.engine.last_ts):
+            if self.stop_event.is_set():
+                break
+            self._process(bar, hook)
+            count += 1
+            if delay:
+                self.stop_event.wait(delay)
+        _emit(self.log, logging.INFO, "stopped" if self.stop_event.is_set() else "replay_done", bars=count,
+              last_bar=_iso(self.engine.last_ts))
+        return EXIT_OK
+
+    def _paper(self, hook: Any) -> int:
+        cfg, engine, store = self.cfg, self.engine, self.store
+        assert engine is not None and store is not None
+        from cryptobot.exchange.public import ClosedBars
+
+        bars = self.bars or ClosedBars(cfg.exchange.name, cfg.exchange.symbol, cfg.data.timeframe, cfg.live.api_urls,
+                                       timeout_ms=int(cfg.live.fetch_timeout_seconds * 1000))
+        if cfg.live.history_bars < engine.warmup:
+            _emit(self.log, logging.ERROR, "config_refused",
+                  error=f"live.history_bars={cfg.live.history_bars} is less than the strategies' warm-up "
+                        f"({engine.warmup} bars at {cfg.data.timeframe}); raise it")
+            return EXIT_REFUSED
+        while not self.stop_event.is_set():
+            try:
+                if engine.last_ts is None:
+                    history = bars.latest(cfg.live.history_bars)
+                    if history:
+                        store.set_control("warm_until", str(history[-1][0]))
+                        _emit(self.log, logging.INFO, "warmup", bars=len(history), first=_iso(history[0][0]),
+                              last=_iso(history[-1][0]))
+                    new = history
+                else:
+                    new = bars.after(engine.last_ts)
+            except Exception as exc:  # network, 429/5xx, timeouts, bad bars: wait and ask again, never skip
+                _emit(self.log, logging.WARNING, "fetch_failed", error=f"{type(exc).__name__}: {exc}",
+                      retry_in_s=cfg.live.poll_seconds, last_bar=_iso(engine.last_ts))
+                self.stop_event.wait(cfg.live.poll_seconds)
+                continue
+            for bar in new:
+                if self.stop_event.is_set():
+                    break
+                self._process(bar, hook)
+            self.stop_event.wait(cfg.live.poll_seconds)
+        _emit(self.log, logging.INFO, "stopped", last_bar=_iso(engine.last_ts))
+        return EXIT_OK
+
+    # ---------------------------------------------------------------- one bar
+    def _process(self, bar: Bar, hook: Any) -> None:
+        engine, store = self.engine, self.store
+        assert engine is not None and store is not None
+        if hook is not None:
+            hook("between", engine.seq)
+        now = time.monotonic()
+        if now - self._control_read >= CONTROL_POLL_SECONDS:  # operator commands, without a query per bar
+            self._control, self._control_read = store.control(), now
+        control = self._control
+        updates: list[tuple[str, str]] = []
+        warm_until = int(control.get("warm_until") or -1)
+        if bar[0] <= warm_until:
+            rec = engine.warm(bar)
+        else:
+            if int(control.get("resume_seq") or 0) > int(control.get("resume_applied") or 0):
+                engine.resume()
+                updates.append(("resume_applied", control["resume_seq"]))
+                control["resume_applied"] = control["resume_seq"]
+            rec = engine.step(bar, halted=control.get("manual_halt") == "1")
+        store.write_bar(rec, engine.states(), updates)
+        self.broker.act(rec)
+        _emit(self.log, logging.INFO, "bar", seq=rec.seq, bar=_iso(rec.ts), close=rec.ohlcv[3], action=rec.action,
+              confidence=rec.confidence, ml_p=rec.ml_p, verdict=rec.verdict, position=rec.position, equity=rec.equity)
+
+
+def wait_for_exit(pid: int, state_dir: Path, timeout: float) -> bool:
+    """True when the process released the state directory within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running_pid(state_dir) is None:
+            return True
+        time.sleep(0.05)
+    return running_pid(state_dir) is None
