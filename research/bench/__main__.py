@@ -11,6 +11,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "backtest": ("research.bench.backtest", "end-to-end backtest vs backtesting.py and vectorbt"),
     "sweep": ("research.bench.sweep", "sweep combinations/s and peak RSS vs vectorbt broadcasting"),
     "ml": ("research.bench.ml", "ensemble inference and training time, Optuna trial overhead"),
+    "start": ("research.bench.start", "cold (empty numba cache) and warm start of the bot and the quick start"),
 }
 
 
