@@ -1,8 +1,6 @@
 # cryptobot runtime image: the bot only (no research extra: no vectorbt, jupyter, optuna, scikit-learn).
 #   docker build -t cryptobot .
 #   docker run -v cryptobot-data:/data cryptobot paper
-# The research image (shared Optuna studies, `python -m research …`) is the second target:
-#   docker build --target research -t cryptobot-research .
 # BASE must provide python3 (3.11+) with venv; the default is the official slim image.
 ARG BASE=python:3.11-slim-bookworm
 
@@ -16,26 +14,6 @@ RUN --mount=type=secret,id=pip_cert,required=false \
     python3 -m venv /opt/venv \
     && python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > runtime.txt \
     && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -c constraints.txt -r runtime.txt
-
-FROM ${BASE} AS research
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 HOME=/work
-COPY --from=build /opt/venv /opt/venv
-WORKDIR /opt/cryptobot
-COPY pyproject.toml constraints.txt README.md ./
-COPY cryptobot ./cryptobot
-COPY research ./research
-COPY config ./config
-COPY models ./models
-COPY data/sample ./data/sample
-RUN --mount=type=secret,id=pip_cert,required=false \
-    if [ -f /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi; \
-    pip install --no-cache-dir --disable-pip-version-check -c constraints.txt -e ".[research]" \
-    && echo "research:x:10001:10001:research:/work:/usr/sbin/nologin" >> /etc/passwd \
-    && echo "research:x:10001:" >> /etc/group \
-    && mkdir -p /work && chown 10001:10001 /work
-USER 10001:10001
-ENTRYPOINT ["python", "-m", "research"]
-CMD ["--help"]
 
 FROM ${BASE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
