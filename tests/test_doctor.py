@@ -22,6 +22,8 @@ MARKER = "doctor-secret-marker-5f1c"
 
 def doctor(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> tuple[int, dict[str, dict[str, str]], str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOBOT__")} | (env or {})
+    if env and "NUMBA_CACHE_DIR" in env:
+        full_env.pop("CRYPTOBOT_NUMBA_CACHE_BASE", None)  # else the parent's keyed cache base wins
     result = subprocess.run([sys.executable, "-m", "cryptobot", "doctor", "--json", *args], cwd=cwd, env=full_env,
                             capture_output=True, text=True, check=False, timeout=300)
     report = json.loads(result.stdout)
