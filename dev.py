@@ -9,6 +9,9 @@ the install when nothing changed.
          with the default config; the report is written to runs/quickstart/
   test   set up, then run the whole test suite (fails when no test ran)
   check  set up, then ruff, mypy and the tests
+  test-docker
+         set up, install Docker and debootstrap (Debian, as root), then build the runtime image from a
+         local Debian base and test it for real (tests/docker/); CI runs this after `test`
   lock   re-resolve the newest allowed versions and rewrite constraints.txt
 """
 
@@ -112,6 +115,27 @@ def test(extra_args: list[str]) -> int:
     return code
 
 
+def ensure_apt_packages(binaries: dict[str, str]) -> None:
+    """Install Debian packages for missing binaries (name → package) when we are root on Debian."""
+    missing = sorted({pkg for binary, pkg in binaries.items() if shutil.which(binary) is None and not Path(binary).exists()})
+    if missing and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        run(["apt-get", "update", "-qq"], env=env)
+        run(["apt-get", "install", "-y", "-qq", *missing], env=env)
+
+
+def test_docker(extra_args: list[str]) -> int:
+    ensure_venv("research,dev")
+    ensure_apt_packages({"dockerd": "docker.io", "/usr/bin/docker": "docker.io", "debootstrap": "debootstrap",
+                         "docker-compose": "docker-compose"})
+    env = {**env_for_tools(), "CRYPTOBOT_DOCKER_TESTS": "1"}
+    code = run([PY, "-m", "pytest", "tests/docker", *extra_args], env=env)
+    if code == 5:
+        print("pytest collected no Docker tests: that is a failure here", file=sys.stderr)
+        return 1
+    return code
+
+
 def check(extra_args: list[str]) -> int:
     ensure_venv("research,dev")
     env = env_for_tools()
@@ -151,6 +175,8 @@ def main(argv: list[str]) -> int:
         return test(rest)
     if command == "check":
         return check(rest)
+    if command == "test-docker":
+        return test_docker(rest)
     if command == "lock":
         return lock()
     print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)

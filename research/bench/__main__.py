@@ -12,6 +12,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "sweep": ("research.bench.sweep", "sweep combinations/s and peak RSS vs vectorbt broadcasting"),
     "ml": ("research.bench.ml", "ensemble inference and training time, Optuna trial overhead"),
     "live": ("research.bench.live", "per-bar decision + SQLite time, start to first decision, replay bars/s"),
+    "start": ("research.bench.start", "cold (empty numba cache) and warm start of the bot and the quick start"),
 }
 
 
