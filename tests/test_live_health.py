@@ -7,8 +7,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
+import yaml
 
 from cryptobot.live.health import HealthServer, HealthSnapshot
 
@@ -48,7 +50,7 @@ def test_healthy_bot_answers_200(server: tuple[HealthServer, Box]) -> None:
 
 
 @pytest.mark.parametrize(("change", "reason"), [
-    ({"clock_ms": 10 * BAR + 121_000}, "last bar processed closed 121 s ago"),
+    ({"clock_ms": 11 * BAR + 121_000}, "a bar closed 121 s ago and is not processed"),
     ({"last_bar_open_ms": None}, "no bar processed yet"),
     ({"exchange_ok": False, "exchange_error": "HTTP 503"}, "exchange not answering (HTTP 503)"),
     ({"bundle_verified": False}, "model bundle not verified"),
@@ -66,7 +68,7 @@ def test_each_failing_condition_gives_503_with_its_reason(server: tuple[HealthSe
 
 def test_limits_are_exact_and_flat_positions_need_no_stop(server: tuple[HealthServer, Box]) -> None:
     srv, box = server
-    box.snap = replace(HEALTHY, clock_ms=10 * BAR + 120_000, position=0.0, stop_in_place=False, bundle_required=False,
+    box.snap = replace(HEALTHY, clock_ms=11 * BAR + 120_000, position=0.0, stop_in_place=False, bundle_required=False,
                        bundle_verified=False)
     assert get(srv)[0] == 200
 
@@ -75,3 +77,49 @@ def test_starting_bot_and_other_paths(server: tuple[HealthServer, Box]) -> None:
     srv, box = server
     assert get(srv) == (503, {"status": "unhealthy", "reasons": ["bot starting"]})
     assert get(srv, "/metrics")[0] == 404
+
+
+def test_paper_bot_serves_health_from_its_loop(tmp_path: Path) -> None:
+    """A real `paper` process against the fake exchange: 503 while starting, 200 once the bars are in,
+    503 'exchange not answering' during an outage, 503 'not processed' when the clock passes a close."""
+    from tests.fakes.exchange_server import FakeExchangeServer
+    from tests.test_live_paper import T0, TF, bar_count, start, stop, wait_until
+
+    with FakeExchangeServer() as server:
+        server.state.clock_ms = T0
+        cfg = tmp_path / "paper.yaml"
+        cfg.write_text(yaml.safe_dump({"health": {"port": 0, "max_bar_delay_seconds": 60},
+                                       "live": {"poll_seconds": 0.1, "fetch_timeout_seconds": 1.0,
+                                                "api_urls": {"public": server.url, "markets": server.url}}}))
+        state = tmp_path / "state"
+        proc = start(state, cfg)
+        try:
+            wait_until(lambda: (state / "live.log").exists() and '"event": "health"' in (state / "live.log").read_text())
+            url = next(json.loads(x)["url"] for x in (state / "live.log").read_text().splitlines()
+                       if json.loads(x)["event"] == "health")
+            wait_until(lambda: bar_count(state) >= 1500)
+            wait_until(lambda: fetch(url)[0] == 200)
+            status, body = fetch(url)
+            assert body["mode"] == "paper" and body["exchange_ok"] is True and body["kill_switches"] == []
+            server.state.faults.extend(["500"] * 10_000)  # the exchange is down
+            wait_until(lambda: fetch(url)[0] == 503)
+            assert any(str(r).startswith("exchange not answering") for r in fetch(url)[1]["reasons"])  # type: ignore[union-attr]
+            server.state.faults.clear()
+            wait_until(lambda: fetch(url)[0] == 200)
+            open_bar = T0 // TF * TF
+            server.state.clock_ms = open_bar + TF + 61_000  # a bar closed 61 s ago ...
+            wait_until(lambda: bar_count(state) == 1501)  # ... and is processed at once: still healthy
+            assert fetch(url)[0] == 200
+            stop(state, proc)
+        finally:
+            proc.kill()
+
+
+def fetch(url: str) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+    except (urllib.error.URLError, ConnectionError):
+        return 0, {}

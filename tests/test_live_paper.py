@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -51,9 +52,14 @@ def wait_until(cond: Callable[[], bool], timeout: float = 120.0) -> None:
 def decisions(state: Path):  # type: ignore[no-untyped-def]
     if not (state / "cryptobot.sqlite").exists():
         return None
-    store = StateStore(state, readonly=True)
+    try:
+        store = StateStore(state, readonly=True)
+    except sqlite3.OperationalError:  # the bot is creating the file right now
+        return None
     try:
         return store.decisions()
+    except sqlite3.OperationalError:  # ... or its schema
+        return None
     finally:
         store.close()
 

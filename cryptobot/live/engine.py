@@ -27,7 +27,8 @@ class Engine:
     def __init__(self, cfg: Config, timeframe: str, bundle: Bundle | None = None):
         self.stepper = SignalStepper(cfg, timeframe)
         self.bundle = bundle
-        self.params = execution_params(cfg, timeframe_to_ms(timeframe))
+        self.bar_ms = timeframe_to_ms(timeframe)
+        self.params = execution_params(cfg, self.bar_ms)
         if bundle is not None:
             # the single place the bundle's gate threshold enters the kernel parameters
             self.params[ex.P_ML_THRESHOLD] = gate_threshold(cfg, bundle)

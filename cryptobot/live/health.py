@@ -1,7 +1,7 @@
 """`/health`: 200 only when the bot is really working, else 503 with the reasons as JSON.
 
 The seed's bot answered "healthy" for weeks while it placed no orders; here health is computed from what
-the bar loop last did, never assumed. Healthy means all of: the last closed bar was processed within
+the bar loop last did, never assumed. Healthy means all of: every closed bar was processed within
 `health.max_bar_delay_seconds` of its close (on the bot's clock: the exchange's time, or the replay's), the
 exchange answered the last request, the model bundle is verified when the ML gate is on, an open position
 has its stop-loss in place, and no kill switch is tripped. The loop publishes an immutable
@@ -44,9 +44,10 @@ def evaluate(snap: HealthSnapshot, max_bar_delay_seconds: float) -> list[str]:
     if snap.last_bar_open_ms is None or snap.clock_ms is None:
         reasons.append("no bar processed yet")
     else:
-        late_s = (snap.clock_ms - (snap.last_bar_open_ms + snap.bar_ms)) / 1000
+        # the bar after the last processed one closes at last open + 2 timeframes; it is due by then + the delay
+        late_s = (snap.clock_ms - (snap.last_bar_open_ms + 2 * snap.bar_ms)) / 1000
         if late_s > max_bar_delay_seconds:
-            reasons.append(f"last bar processed closed {late_s:.0f} s ago (limit {max_bar_delay_seconds:g} s)")
+            reasons.append(f"a bar closed {late_s:.0f} s ago and is not processed (limit {max_bar_delay_seconds:g} s)")
     if not snap.exchange_ok:
         reasons.append(f"exchange not answering ({snap.exchange_error or 'no answer yet'})")
     if snap.bundle_required and not snap.bundle_verified:
@@ -94,7 +95,7 @@ class HealthServer:
         self.max_bar_delay_seconds = max_bar_delay_seconds
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
-        self.host, self.port = self._server.server_address[0], int(self._server.server_address[1])
+        self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="health", daemon=True)
 
     def start(self) -> HealthServer:

@@ -28,6 +28,7 @@ from cryptobot.data import DataValidationError, load_frame_with_report, timestam
 from cryptobot.exchange.paper import Broker, PaperBroker
 from cryptobot.kernels import execution as ex
 from cryptobot.live.engine import Bar, Engine
+from cryptobot.live.health import HealthServer, HealthSnapshot
 from cryptobot.live.state import SCHEMA_VERSION, StateError, StateStore, kernel_digest, trading_config_hash
 from cryptobot.ml.bundle import Bundle, BundleError, load_bundle
 
@@ -182,6 +183,8 @@ class Bot:
         self.engine: Engine | None = None
         self._control: dict[str, str] = {}
         self._control_read = -1e9
+        self.health: HealthSnapshot | None = None  # published by the loop, read by the /health server
+        self._mode = "paper"
 
     # ---------------------------------------------------------------- start = recovery
     def _bundle(self) -> Bundle | None:
@@ -197,15 +200,51 @@ class Bot:
             return EXIT_LOCKED
         try:
             self.log = setup_logging(self.state_dir, self.cfg)
-            return self._run()
+            server = self._start_health()
+            try:
+                return self._run()
+            finally:
+                if server is not None:
+                    server.stop()
         finally:
             if self.store is not None:
                 self.store.close()
             lock.release()
 
+    def _start_health(self) -> HealthServer | None:
+        """/health on health.host:health.port; a port already taken is logged loudly and trading goes on
+        (a monitor that gets no answer treats the bot as unhealthy, which is the truth)."""
+        h = self.cfg.health
+        try:
+            server = HealthServer(h.host, h.port, lambda: self.health, h.max_bar_delay_seconds).start()
+        except OSError as exc:
+            _emit(self.log, logging.ERROR, "health_unavailable", host=h.host, port=h.port, error=str(exc))
+            return None
+        _emit(self.log, logging.INFO, "health", url=f"http://{h.host}:{server.port}/health")
+        return server
+
+    def _publish(self, clock_ms: int | None, exchange_ok: bool, exchange_error: str | None = None) -> None:
+        """A new health snapshot from what the loop knows now (called after every bar and every poll)."""
+        engine = self.engine
+        if engine is None:
+            return
+        st = engine.exec_state
+        switches = [name for name, on in (
+            ("manual_halt", self._control.get("manual_halt") == "1"),
+            ("drawdown_halt", st[ex.S_HALTED] > 0.0),
+            ("loss_pause", clock_ms is not None and clock_ms < st[ex.S_PAUSE_UNTIL]),
+            ("daily_loss_limit", st[ex.S_DAY_HALT] > 0.0),
+        ) if on]
+        self.health = HealthSnapshot(
+            mode=self._mode, bar_ms=engine.bar_ms, clock_ms=clock_ms, last_bar_open_ms=engine.last_ts,
+            exchange_ok=exchange_ok, exchange_error=exchange_error, bundle_required=self.cfg.ml.enabled,
+            bundle_verified=engine.bundle is not None, position=float(st[ex.S_POS]),
+            stop_in_place=bool(st[ex.S_POS] == 0.0 or st[ex.S_SL] == st[ex.S_SL]), kill_switches=tuple(switches),
+        )
+
     def _run(self) -> int:
         cfg, log = self.cfg, self.log
-        mode = "replay" if self.replay_source else "paper"
+        mode = self._mode = "replay" if self.replay_source else "paper"
         try:
             replay = Replay(self.replay_source, cfg) if self.replay_source else None
         except (DataValidationError, FileNotFoundError, ValueError) as exc:
@@ -259,6 +298,7 @@ class Bot:
             if self.stop_event.is_set():
                 break
             self._process(bar, hook)
+            self._publish(bar[0] + self.engine.bar_ms, exchange_ok=True)  # the replay's clock; no exchange
             count += 1
             if delay:
                 self.stop_event.wait(delay)
@@ -292,12 +332,14 @@ class Bot:
             except Exception as exc:  # network, 429/5xx, timeouts, bad bars: wait and ask again, never skip
                 _emit(self.log, logging.WARNING, "fetch_failed", error=f"{type(exc).__name__}: {exc}",
                       retry_in_s=cfg.live.poll_seconds, last_bar=_iso(engine.last_ts))
+                self._publish(bars.exchange_ms, exchange_ok=False, exchange_error=f"{type(exc).__name__}: {exc}"[:200])
                 self.stop_event.wait(cfg.live.poll_seconds)
                 continue
             for bar in new:
                 if self.stop_event.is_set():
                     break
                 self._process(bar, hook)
+            self._publish(bars.exchange_ms, exchange_ok=True)
             self.stop_event.wait(cfg.live.poll_seconds)
         _emit(self.log, logging.INFO, "stopped", last_bar=_iso(engine.last_ts))
         return EXIT_OK
