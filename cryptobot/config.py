@@ -186,8 +186,11 @@ class EMACrossConfig(StrategyBase):
     enabled: bool = False
     fast: PositiveInt = 10
     slow: PositiveInt = 30
-    sl_pct: float = Field(0.05, ge=0.0, le=1.0, description="stop-loss distance as a fraction of price")
-    tp_pct: float = Field(0.0, ge=0.0, le=10.0, description="take-profit distance; 0 = none")
+    sl_pct: float = Field(
+        0.05, ge=0.0, le=1.0,
+        description="stop-loss distance as a fraction of price; 0 = no stop (1.0 puts a long's stop at 0: none)",
+    )
+    tp_pct: float = Field(0.0, ge=0.0, le=10.0, description="take-profit distance as a fraction of price; 0 = none")
 
     @model_validator(mode="after")
     def _fast_below_slow(self) -> EMACrossConfig:
@@ -234,16 +237,35 @@ class ExecutionConfig(_Section):
     reverse_on_opposite: bool = Field(False, description="after closing on an opposite signal, open it")
     allow_short: bool = True
     fixed_amount: float = Field(
-        0.0, ge=0.0, description="if > 0, every entry is this many BTC and risk sizing is bypassed (benchmarks)"
+        0.0, ge=0.0,
+        description="if > 0, every entry is this many base units (BTC) instead of Kelly sizing, capped at equity × leverage",
     )
+    fixed_stake: float = Field(
+        0.0, ge=0.0,
+        description="if > 0, every entry is worth this much quote currency (JPY) at the signal close, rounded "
+        "down to the amount step, instead of Kelly sizing, capped at equity × leverage",
+    )
+
+    @model_validator(mode="after")
+    def _one_fixed_size(self) -> ExecutionConfig:
+        if self.fixed_amount > 0.0 and self.fixed_stake > 0.0:
+            raise ValueError(
+                f"fixed_amount ({self.fixed_amount}) and fixed_stake ({self.fixed_stake}) are both set: give the "
+                "fixed size in base units (fixed_amount) or in quote currency (fixed_stake), not both"
+            )
+        return self
 
 
 class KellyConfig(_Section):
     safety_factor: Fraction = 0.7
     max_position_ratio: Fraction = Field(0.10, description="cap on the fraction of equity per trade")
     min_trades: Annotated[int, Field(ge=1)] = 20
-    fallback_size: Fraction = Field(0.01, description="fraction of equity before min_trades exist")
-    lookback_trades: Annotated[int, Field(ge=2)] = 100
+    fallback_size: Fraction = Field(0.01, description="fraction of equity while the window holds < min_trades trades")
+    lookback_trades: int = Field(100, ge=2, description="most recent trades kept in the record")
+    window_days: float = Field(
+        30.0, gt=0.0,
+        description="only trades closed within this many days (bar time) count; fewer than min_trades → fallback",
+    )
 
 
 class RiskConfig(_Section):

@@ -22,11 +22,16 @@ REASONS = {
     ex.R_LOSS_PAUSE: "loss_pause", ex.R_DAILY_LIMIT: "daily_limit", ex.R_ANOMALY: "anomaly",
     ex.R_BELOW_MIN: "below_min_size", ex.R_ML_GATE: "ml_gate", ex.R_END_OF_DATA: "end_of_data",
     ex.R_SHORT_DISABLED: "short_disabled", ex.R_NOT_FILLED: "not_filled", ex.R_NO_EDGE: "no_edge",
+    ex.R_CAPPED: "capped_by_capital",
 }
 
 
-def execution_params(cfg: Config, bar_ms: int) -> np.ndarray:
-    """The execution kernel's parameter vector from config (layout `cryptobot.kernels.execution.P_*`)."""
+def execution_params(cfg: Config, bar_ms: int, gated: bool = False) -> np.ndarray:
+    """The execution kernel's parameter vector from config (layout `cryptobot.kernels.execution.P_*`).
+
+    `gated`: the caller passes ML probabilities; every entry then needs p >= threshold, and a bar without a
+    probability (NaN: warm-up, a bad feature row) is skipped as `ml_gate`. Ungated runs pass NaN and trade.
+    """
     p = np.zeros(ex.N_PARAMS, dtype=np.float64)
     e, r, k, c = cfg.execution, cfg.risk, cfg.risk.kelly, cfg.costs
     p[ex.P_INIT_CASH] = e.initial_capital
@@ -43,12 +48,14 @@ def execution_params(cfg: Config, bar_ms: int) -> np.ndarray:
     p[ex.P_LEVERAGE] = cfg.exchange.leverage
     p[ex.P_BAR_MS] = bar_ms
     p[ex.P_FIXED_AMOUNT] = e.fixed_amount
+    p[ex.P_FIXED_STAKE] = e.fixed_stake
     p[ex.P_RISK_ON] = float(r.enabled)
     p[ex.P_SAFETY] = k.safety_factor
     p[ex.P_MAX_POS] = k.max_position_ratio
     p[ex.P_MIN_TRADES] = k.min_trades
     p[ex.P_FALLBACK] = k.fallback_size
     p[ex.P_LOOKBACK] = k.lookback_trades
+    p[ex.P_KELLY_WINDOW_MS] = k.window_days * ex.DAY_MS
     p[ex.P_MAX_DD] = r.max_drawdown
     p[ex.P_DD_SCALING] = float(r.drawdown_scaling)
     p[ex.P_LOSS_LIMIT] = r.consecutive_loss_limit
@@ -58,6 +65,7 @@ def execution_params(cfg: Config, bar_ms: int) -> np.ndarray:
     p[ex.P_JUMP_LB] = r.price_jump_lookback
     p[ex.P_ML_THRESHOLD] = cfg.ml.threshold if cfg.ml.threshold is not None else 0.5
     p[ex.P_ML_SCALE] = float(cfg.ml.scale_size)
+    p[ex.P_ML_ON] = float(gated)
     return p
 
 
@@ -66,14 +74,16 @@ def _names(voters: int) -> str:
 
 
 def trades_frame(events: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
-    """Closed trades (one row per exit event), in the columns of the backtest's `trades.csv`."""
+    """Closed trades (one row per exit event), in the columns of the backtest's `trades.csv`; `entry_reason`
+    is `signal`, or `capped_by_capital` when a fixed size was cut to equity × leverage."""
     exits = events[events[:, ex.EV_KIND] == ex.EV_EXIT]
     entry_bar = exits[:, ex.EV_ENTRY_BAR].astype(np.int64)
     exit_bar = exits[:, ex.EV_BAR].astype(np.int64)
     voters = exits[:, ex.EV_VOTERS].astype(np.int64)
     entries = events[events[:, ex.EV_KIND] == ex.EV_ENTRY]
-    entry_fee_by_bar = dict(zip(entries[:, ex.EV_BAR].astype(np.int64).tolist(), entries[:, ex.EV_FEE].tolist(), strict=True))
-    fees = [entry_fee_by_bar[b] + f for b, f in zip(entry_bar.tolist(), exits[:, ex.EV_FEE].tolist(), strict=True)]
+    entry_by_bar = {int(row[ex.EV_BAR]): row for row in entries}
+    fees = [entry_by_bar[b][ex.EV_FEE] + f for b, f in zip(entry_bar.tolist(), exits[:, ex.EV_FEE].tolist(), strict=True)]
+    entry_reasons = [REASONS[int(entry_by_bar[b][ex.EV_REASON])] for b in entry_bar.tolist()]
     return pd.DataFrame({
         "entry_time": index[entry_bar],
         "exit_time": index[exit_bar],
@@ -90,6 +100,7 @@ def trades_frame(events: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
         "voters": voters,
         "entry_bar": entry_bar,
         "exit_bar": exit_bar,
+        "entry_reason": entry_reasons,
     })
 
 

@@ -64,7 +64,8 @@ def run(ohlcv: pd.DataFrame, config: Config | None = None, ml_gate: Any = None,
     """Backtest the registered strategies on `ohlcv` with the shared execution and risk kernels.
 
     `ml_gate`: per-bar probabilities aligned with `ohlcv` (array or Series); an entry is taken only when
-    p >= threshold (`ml.threshold`, default 0.5) and its size is scaled by p when `ml.scale_size`.
+    p >= threshold (`ml.threshold`, default 0.5) and its size is scaled by p when `ml.scale_size`; a bar
+    without a probability (NaN) takes no entry (`ml_gate`).
     `currency`: what money is counted in (stats.json), default the quote of `exchange.symbol`.
     """
     cfg = config or load_config()
@@ -81,7 +82,7 @@ def run(ohlcv: pd.DataFrame, config: Config | None = None, ml_gate: Any = None,
     ts = timestamps_ms(ohlcv)
     o, h, lo, c = (np.ascontiguousarray(ohlcv[k].to_numpy(np.float64)) for k in ("open", "high", "low", "close"))
     events, equity, position, _ = ex.execution_batch(
-        execution_params(cfg, bar_ms), ts, o, h, lo, c,
+        execution_params(cfg, bar_ms, gated=ml_gate is not None), ts, o, h, lo, c,
         signals["action"].to_numpy(np.float64), signals["stop_loss"].to_numpy(), signals["take_profit"].to_numpy(),
         signals["voters"].to_numpy(np.float64), ml,
     )

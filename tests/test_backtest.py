@@ -20,7 +20,7 @@ from tests.conftest import shipped_files
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = shipped_files()
 SEED_STRATEGIES = ("atr_based", "mochipoy_alert", "multi_timeframe", "donchian_channel", "adx_trend_strength")
-ACTIVE = Config.model_validate({"risk": {"kelly": {"min_trades": 1000}}})  # keep trading on the fallback size
+ACTIVE = Config()  # the default config as it ships: Kelly sizing over its time window
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_fingerprint_is_deterministic_across_runs_and_thread_counts(result_15m: 
     assert run(df, ACTIVE).fingerprint == result_15m.fingerprint  # type: ignore[attr-defined]
     code = (
         "from cryptobot.config import Config; from cryptobot.data import read_csv; from research.backtest import run;"
-        "cfg = Config.model_validate({'risk': {'kelly': {'min_trades': 1000}}});"
+        "cfg = Config();"
         "print(run(read_csv('data/sample/bitbank_BTC-JPY_15m_2018.csv.gz'), cfg).fingerprint)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
@@ -75,7 +75,7 @@ def test_fingerprint_is_deterministic_across_runs_and_thread_counts(result_15m: 
 
 def test_fingerprint_moves_when_a_fill_changes(result_15m: object) -> None:
     df = read_csv(ROOT / "data/sample/bitbank_BTC-JPY_15m_2018.csv.gz")
-    other = Config.model_validate({"risk": {"kelly": {"min_trades": 1000}}, "costs": {"slippage_bps": 3.0}})
+    other = Config.model_validate({"costs": {"slippage_bps": 3.0}})
     assert run(df, other).fingerprint != result_15m.fingerprint  # type: ignore[attr-defined]
 
 
@@ -102,7 +102,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_writes_the_report(tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = cli("--data", "data/sample/bitbank_BTC-JPY_4h_2018.csv.gz", "--out", str(out),
-                 "--set", "risk.kelly.min_trades=1000", "--start", "2018-02-01", "--end", "2018-11-01")
+                 "--set", "risk.kelly.window_days=20", "--start", "2018-02-01", "--end", "2018-11-01")
     assert result.returncode == 0, result.stderr
     assert {p.name for p in out.iterdir()} == {"stats.json", "trades.csv", "skipped.csv", "equity.csv",
                                                 "manifest.json", "equity.html"}
@@ -116,7 +116,7 @@ def test_cli_writes_the_report(tmp_path: Path) -> None:
     manifest = strict_loads((out / "manifest.json").read_text())
     assert manifest["data"][0]["first"].startswith("2018-02-01") and manifest["data"][0]["file_sha256"]
     assert len(manifest["code"]["commit"]) in (40, 7) or manifest["code"]["commit"] == "unknown"
-    assert manifest["config"]["risk"]["kelly"]["min_trades"] == 1000
+    assert manifest["config"]["risk"]["kelly"]["window_days"] == 20
     trades = pd.read_csv(out / "trades.csv")
     assert len(trades) == stats["trade_count"] and len(manifest["fingerprint"]) == 64
     assert f"fingerprint {manifest['fingerprint'][:16]}" in result.stdout
@@ -150,7 +150,7 @@ def test_cli_refuses_bad_config_and_empty_range(tmp_path: Path) -> None:
 def test_cli_labels_money_in_the_quote_currency_and_reports_gaps(tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = cli("--data", "data/sample/binance_BTC-USDT_1h_2017-08_2025-05.csv.gz", "--out", str(out),
-                 "--end", "2017-10-01", "--set", "risk.kelly.min_trades=1000")
+                 "--end", "2017-10-01")
     assert result.returncode == 0, result.stderr
     assert " USDT, fingerprint" in result.stdout and "JPY" not in result.stdout
     assert "input data: gap: 6 bar(s) missing from 2017-09-06T17:00:00Z" in result.stdout

@@ -85,7 +85,7 @@ def test_profit_factor_is_undefined_without_a_losing_trade() -> None:
 def test_backtest_stats_equal_an_independent_computation(name: str) -> None:
     """The same definitions written again with pandas on a real backtest (the second implementation)."""
     df = read_csv(ROOT / "data" / "sample" / name).iloc[:6000]
-    cfg = Config.model_validate({"risk": {"kelly": {"min_trades": 1000}}})
+    cfg = Config()
     result = run(df, cfg)
     s, t = result.stats, result.trades
     init = cfg.execution.initial_capital

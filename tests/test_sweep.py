@@ -75,7 +75,7 @@ def test_fused_equals_general_and_chunked_equals_unchunked(df, tmp_path: Path) -
 
 
 def test_general_evaluator_over_risk_and_strategy_parameters(df, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    base = Config.model_validate({"risk": {"kelly": {"min_trades": 1000}}})
+    base = Config()
     grid = parse_grid("strategies.atr_based.sl_atr=[1.0,2.0],costs.slippage_bps=[0,5]")
     result = run_sweep(df, base, grid, tmp_path, chunk_size=2, progress=False)
     assert result.summary["evaluator"] == "general" and len(result.results) == 4

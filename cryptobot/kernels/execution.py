@@ -8,11 +8,13 @@
   3. margin interest accrues on the open position; stop-loss/take-profit are checked against high/low
      (from the fill bar on when `stops_on_fill_bar`): stop-loss first when both are inside the bar; a gap
      through a level fills at the open; stops fill at the stop price plus slippage, never better;
-     take-profit is a limit (maker fee, no slippage);
+     take-profit is a limit (maker fee, no slippage); a NaN level is none (never triggers);
   4. equity is marked at the close; drawdown halt, daily-loss limit and price-jump anomaly are updated;
   5. the bar's signal is decided: an opposite signal schedules an exit (and, with `reverse_on_opposite`,
-     an opposite entry); a new entry passes the risk gates and is sized (fractional Kelly × drawdown
-     scale × ML probability, rounded down to the amount step; below the minimum it is skipped).
+     an opposite entry); a new entry passes the risk gates (with a gate given, a missing ML probability
+     closes it) and is sized: a fixed amount or quote-currency stake capped at equity × leverage, or
+     fractional Kelly from the trades closed within the Kelly window × drawdown scale × ML probability;
+     rounded down to the amount step; below the minimum it is skipped.
 Every fill and every skipped entry is written to the event buffer with a reason code.
 """
 
@@ -30,7 +32,7 @@ DAY_MS = 86_400_000
 # reason codes (names in cryptobot.execution.REASONS)
 R_SIGNAL, R_STOP_LOSS, R_TAKE_PROFIT, R_RISK_HALT, R_LOSS_PAUSE, R_DAILY_LIMIT = 1, 2, 3, 4, 5, 6
 R_ANOMALY, R_BELOW_MIN, R_ML_GATE, R_END_OF_DATA, R_SHORT_DISABLED, R_NOT_FILLED = 7, 8, 9, 10, 11, 12
-R_NO_EDGE = 13
+R_NO_EDGE, R_CAPPED = 13, 14
 
 # event kinds and layout: [kind, bar, side, amount, price, fee, interest, pnl, return, reason, voters,
 #                          entry bar, entry price, fee rate]
@@ -44,20 +46,22 @@ EV_MAX = 4
 (P_INIT_CASH, P_TAKER, P_MAKER, P_SLIP, P_INTEREST, P_POST_ONLY, P_STOPS_ON_FILL, P_REVERSE, P_ALLOW_SHORT,
  P_STEP, P_MIN_AMOUNT, P_LEVERAGE, P_BAR_MS, P_FIXED_AMOUNT, P_RISK_ON, P_SAFETY, P_MAX_POS, P_MIN_TRADES,
  P_FALLBACK, P_LOOKBACK, P_MAX_DD, P_DD_SCALING, P_LOSS_LIMIT, P_COOLDOWN_MS, P_DAILY_LIMIT, P_JUMP_Z,
- P_JUMP_LB, P_ML_THRESHOLD, P_ML_SCALE) = range(29)
-N_PARAMS = 29
+ P_JUMP_LB, P_ML_THRESHOLD, P_ML_SCALE, P_ML_ON, P_FIXED_STAKE, P_KELLY_WINDOW_MS) = range(32)
+N_PARAMS = 32
 
 # state
 (S_CASH, S_POS, S_ENTRY_PRICE, S_ENTRY_BAR, S_ENTRY_FEE, S_SL, S_TP, S_INTEREST, S_VOTERS, S_PEND_EXIT,
  S_PEND_SIDE, S_PEND_AMOUNT, S_PEND_SL, S_PEND_TP, S_PEND_LIMIT, S_PEND_VOTERS, S_PEAK, S_HALTED, S_LOSSES,
  S_PAUSE_UNTIL, S_DAY, S_DAY_START_EQ, S_DAY_HALT, S_PREV_CLOSE, S_EQUITY, S_ANOMALY, S_KELLY_N, S_KELLY_POS,
- S_BARS) = range(29)
-S_HEADER = 29
+ S_BARS, S_PEND_REASON) = range(30)
+S_HEADER = 30
+# after the header: the trade record (lookback returns, then the bar times they closed on), then the
+# price-jump window
 
 
 @njit(cache=True)
 def execution_state_size(p: np.ndarray) -> int:
-    return S_HEADER + int(p[P_LOOKBACK]) + WIN_HEADER + int(p[P_JUMP_LB])
+    return S_HEADER + 2 * int(p[P_LOOKBACK]) + WIN_HEADER + int(p[P_JUMP_LB])
 
 
 @njit(cache=True)
@@ -112,11 +116,12 @@ def _close_position(st: np.ndarray, p: np.ndarray, bar: int, ts: int, price: flo
     st[S_SL] = NAN
     st[S_TP] = NAN
     st[S_PEND_EXIT] = 0.0
-    # trade record for Kelly, and the consecutive-loss pause (bar time)
+    # trade record for Kelly (return and the bar time it closed on), and the consecutive-loss pause (bar time)
     lookback = int(p[P_LOOKBACK])
     ring = S_HEADER
     pos = int(st[S_KELLY_POS])
     st[ring + pos] = ret
+    st[ring + lookback + pos] = ts
     st[S_KELLY_POS] = (pos + 1) % lookback
     st[S_KELLY_N] = min(st[S_KELLY_N] + 1.0, lookback)
     if pnl < 0.0:
@@ -142,7 +147,7 @@ def _open_position(st: np.ndarray, bar: int, side: float, amount: float, price: 
     st[S_TP] = st[S_PEND_TP]
     st[S_VOTERS] = st[S_PEND_VOTERS]
     st[S_CASH] -= side * amount * price + fee
-    n = _event(ev, n, EV_ENTRY, bar, side, amount, price, fee, R_SIGNAL, st[S_VOTERS])
+    n = _event(ev, n, EV_ENTRY, bar, side, amount, price, fee, int(st[S_PEND_REASON]), st[S_VOTERS])
     ev[n - 1, EV_FEE_RATE] = fee_rate
     return n
 
@@ -161,26 +166,41 @@ def _entry_gate(st: np.ndarray, p: np.ndarray, ts: int, side: float, ml_p: float
             return R_DAILY_LIMIT
         if st[S_ANOMALY] > 0.0:
             return R_ANOMALY
-    if np.isfinite(ml_p) and ml_p < p[P_ML_THRESHOLD]:
+    if p[P_ML_ON] > 0.0 and not (ml_p >= p[P_ML_THRESHOLD]):  # a missing (NaN) probability closes the gate
         return R_ML_GATE
     return 0
 
 
 @njit(cache=True)
-def _size(st: np.ndarray, p: np.ndarray, close: float, ml_p: float) -> float:
-    """Amount to trade: fixed, or equity × Kelly fraction × drawdown scale × ML probability; −1 = no edge."""
-    if p[P_FIXED_AMOUNT] > 0.0:
-        return p[P_FIXED_AMOUNT]
-    frac = kelly_fraction(st[S_HEADER : S_HEADER + int(p[P_LOOKBACK])], int(st[S_KELLY_N]), int(p[P_MIN_TRADES]),
-                          p[P_SAFETY], p[P_MAX_POS], p[P_FALLBACK])
+def _size(st: np.ndarray, p: np.ndarray, ts: int, close: float, ml_p: float) -> tuple[float, int]:
+    """(amount, reason) of an entry decided at `close`.
+
+    A fixed amount (base units) or stake (quote currency) is capped at equity × leverage: above it the entry
+    trades at the cap with reason `capped_by_capital`. Otherwise equity × leverage × Kelly fraction (trades
+    closed within the Kelly window) × drawdown scale × ML probability; Kelly f ≤ 0 → (0, no_edge).
+    """
+    buying_power = st[S_EQUITY] * p[P_LEVERAGE]
+    if p[P_FIXED_AMOUNT] > 0.0 or p[P_FIXED_STAKE] > 0.0:
+        if p[P_FIXED_AMOUNT] > 0.0:
+            amount = p[P_FIXED_AMOUNT]
+        else:
+            amount = round_amount(p[P_FIXED_STAKE] / close, p[P_STEP])
+        if amount * close > buying_power:
+            return round_amount(buying_power / close, p[P_STEP]), R_CAPPED
+        return amount, R_SIGNAL
+    lookback = int(p[P_LOOKBACK])
+    record = S_HEADER
+    frac = kelly_fraction(st[record : record + lookback], st[record + lookback : record + 2 * lookback],
+                          int(st[S_KELLY_N]), float(ts), p[P_KELLY_WINDOW_MS], int(p[P_MIN_TRADES]), p[P_SAFETY],
+                          p[P_MAX_POS], p[P_FALLBACK])
     if frac <= 0.0:
-        return -1.0
+        return 0.0, R_NO_EDGE
     if p[P_RISK_ON] > 0.0 and p[P_DD_SCALING] > 0.0:
         dd = 1.0 - st[S_EQUITY] / st[S_PEAK]
         frac *= max(0.0, 1.0 - dd / p[P_MAX_DD])
-    if np.isfinite(ml_p) and p[P_ML_SCALE] > 0.0:
+    if p[P_ML_ON] > 0.0 and p[P_ML_SCALE] > 0.0:
         frac *= ml_p
-    return round_amount(st[S_EQUITY] * frac * p[P_LEVERAGE] / close, p[P_STEP])
+    return round_amount(buying_power * frac / close, p[P_STEP]), R_SIGNAL
 
 
 @njit(cache=True)
@@ -188,15 +208,16 @@ def _consider_entry(st: np.ndarray, p: np.ndarray, bar: int, ts: int, side: floa
                     tp: float, voters: float, ml_p: float, ev: np.ndarray, n: int) -> int:
     reason = _entry_gate(st, p, ts, side, ml_p)
     amount = 0.0
+    why = R_SIGNAL
     if reason == 0:
-        amount = _size(st, p, close, ml_p)
-        if amount < 0.0:
-            amount = 0.0
+        amount, why = _size(st, p, ts, close, ml_p)
+        if why == R_NO_EDGE:
             reason = R_NO_EDGE
         elif amount < p[P_MIN_AMOUNT]:
             reason = R_BELOW_MIN
     if reason != 0:
         return _event(ev, n, EV_SKIP, bar, side, amount, close, 0.0, reason, voters)
+    st[S_PEND_REASON] = why
     st[S_PEND_SIDE] = side
     st[S_PEND_AMOUNT] = amount
     st[S_PEND_SL] = sl
@@ -269,7 +290,7 @@ def execution_step(st: np.ndarray, p: np.ndarray, bar: int, ts: int, o: float, h
         if np.isfinite(prev) and prev > 0.0:
             ret = c / prev - 1.0
             lb = int(p[P_JUMP_LB])
-            win = S_HEADER + int(p[P_LOOKBACK])
+            win = S_HEADER + 2 * int(p[P_LOOKBACK])
             if int(st[win]) >= lb:
                 sd = window_std(st, win, lb)
                 if sd > 0.0 and abs(ret - window_mean(st, win, lb)) > p[P_JUMP_Z] * sd:

@@ -1,4 +1,5 @@
-"""Risk decisions as numba functions (seed spec §7, bugs fixed): fractional Kelly and size rounding.
+"""Risk decisions as numba functions (seed spec §7, bugs fixed): fractional Kelly over a time window and
+size rounding.
 
 The path-dependent gates (drawdown halt, loss pause, daily limit, price-jump anomaly) live in the execution
 step, which owns the state they read; the arithmetic is here so it is written once.
@@ -11,28 +12,37 @@ from numba import njit
 
 
 @njit(cache=True)
-def kelly_fraction(returns: np.ndarray, n: int, min_trades: int, safety: float, cap: float, fallback: float) -> float:
-    """Fraction of equity to risk: Kelly f = (b·p − (1 − p)) / b from the last `n` trade returns.
+def kelly_fraction(returns: np.ndarray, closed_ms: np.ndarray, n: int, now_ms: float, window_ms: float,
+                   min_trades: int, safety: float, cap: float, fallback: float) -> float:
+    """Fraction of equity to risk: Kelly f = (b·p − (1 − p)) / b from the recent trade record.
 
-    p = win rate, b = mean win / mean loss. Needs `min_trades` trades with at least one win and one loss,
-    else the fixed fallback; the result is scaled by the safety factor and capped.
+    The record is the first `n` entries of `returns` (trade returns) and `closed_ms` (the bar time each trade
+    closed on); only trades with `now_ms − closed_ms < window_ms` count, so a record that says "no edge"
+    ages out and the fallback applies again once the window holds fewer than `min_trades` trades (the seed's
+    30-day window: a lock-out lasts at most one window after the last trade). p = win rate, b = mean win /
+    mean loss; fewer than `min_trades` trades, or no win or no loss among them → the fixed fallback; f ≤ 0 →
+    0 (no edge); else f × safety, capped.
     """
-    if n < min_trades:
-        return min(fallback, cap)
+    count = 0
     wins = 0
     win_sum = 0.0
     loss_sum = 0.0
     for i in range(n):
+        if not (now_ms - closed_ms[i] < window_ms):
+            continue
+        count += 1
         r = returns[i]
         if r > 0.0:
             wins += 1
             win_sum += r
         elif r < 0.0:
             loss_sum -= r
-    losses = n - wins
+    if count < min_trades:
+        return min(fallback, cap)
+    losses = count - wins
     if wins == 0 or loss_sum <= 0.0 or losses == 0:
         return min(fallback, cap)
-    p = wins / n
+    p = wins / count
     b = (win_sum / wins) / (loss_sum / losses)
     f = (b * p - (1.0 - p)) / b
     if f <= 0.0:

@@ -62,14 +62,19 @@ def clamp(x: float, lo: float, hi: float) -> float:
 def emit(out: np.ndarray, action: float, confidence: float, price: float, sl_dist: float, tp_dist: float) -> None:
     """Buy/sell with SL/TP at fixed distances from the signal price (seed §4.2: SL = P ∓ d, TP = P ± d·ratio)."""
     if action == 0.0 or not (sl_dist > 0.0) or price - sl_dist <= 0.0 and action > 0.0:
-        hold(out, confidence)
+        hold(out, confidence)  # no usable stop distance yet (e.g. ATR not ready): no trade
         return
+    emit_levels(out, action, confidence, price - action * sl_dist, price + action * tp_dist if tp_dist > 0.0 else NAN)
+
+
+@njit(cache=True)
+def emit_levels(out: np.ndarray, action: float, confidence: float, sl: float, tp: float) -> None:
+    """Buy/sell with absolute SL/TP levels; a level that is NaN or ≤ 0 is none (NaN: the execution kernel never
+    triggers it), so a percent stop of 0 or of 100 % of a long trades without a stop."""
     out[O_ACTION] = action
     out[O_CONF] = confidence
-    out[O_SL] = price - action * sl_dist
-    out[O_TP] = price + action * tp_dist if tp_dist > 0.0 else NAN
-    if out[O_TP] <= 0.0:
-        out[O_TP] = NAN
+    out[O_SL] = sl if sl > 0.0 else NAN
+    out[O_TP] = tp if tp > 0.0 else NAN
 
 
 # ----------------------------------------------------------------------------------------- ATRBased
@@ -423,7 +428,8 @@ def ema_cross_state_size(p: np.ndarray) -> int:
 
 @njit(cache=True)
 def ema_cross_step(st: np.ndarray, p: np.ndarray, ts: int, bar: np.ndarray, f: np.ndarray, out: np.ndarray) -> None:
-    """Long when EMA(fast) crosses above EMA(slow), short/exit on the opposite cross; percent stops."""
+    """Long when EMA(fast) crosses above EMA(slow), short/exit on the opposite cross; percent stops
+    (`sl_pct` / `tp_pct` of the close, 0 = none)."""
     close = bar[3]
     fast = ema_update(st, 0, int(p[EC_P_FAST]), close)
     slow = ema_update(st, EMA_SIZE, int(p[EC_P_SLOW]), close)
@@ -437,4 +443,6 @@ def ema_cross_step(st: np.ndarray, p: np.ndarray, ts: int, bar: np.ndarray, f: n
     if side == 0.0:
         hold(out)
         return
-    emit(out, side, 1.0, close, close * p[EC_P_SL_PCT], close * p[EC_P_TP_PCT])
+    sl_pct, tp_pct = p[EC_P_SL_PCT], p[EC_P_TP_PCT]
+    emit_levels(out, side, 1.0, close * (1.0 - side * sl_pct) if sl_pct > 0.0 else NAN,
+                close * (1.0 + side * tp_pct) if tp_pct > 0.0 else NAN)

@@ -28,7 +28,7 @@ class Engine:
         self.stepper = SignalStepper(cfg, timeframe)
         self.bundle = bundle
         self.bar_ms = timeframe_to_ms(timeframe)
-        self.params = execution_params(cfg, self.bar_ms)
+        self.params = execution_params(cfg, self.bar_ms, gated=bundle is not None)
         if bundle is not None:
             # the single place the bundle's gate threshold enters the kernel parameters
             self.params[ex.P_ML_THRESHOLD] = gate_threshold(cfg, bundle)
