@@ -72,7 +72,7 @@ def test_halt_blocks_new_decisions_until_resume(tmp_path: Path, capsys: pytest.C
 
 
 def test_drawdown_halt_survives_restarts_until_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    tight = ["--set", "risk.max_drawdown=0.003"]
+    tight = ["--set", "risk.max_drawdown=0.002"]  # reached on the 4h head; 0.003 is not (drawdown scaling)
     assert replay(tmp_path, head(tmp_path, 600), *tight) == 0
     s = status(tmp_path, capsys)
     assert s["kill_switches"]["drawdown_halt"] is True
