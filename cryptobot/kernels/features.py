@@ -31,7 +31,8 @@ from collections import namedtuple
 from typing import Any, NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
 NAN = np.nan
@@ -162,12 +163,14 @@ LAYOUT_TABLE: str = _D.table  # the state layout as docs/features.md shows it (a
 
 # ------------------------------------------------------------------------------------------- blocks
 @njit(cache=True, inline="always")
-def ema_block(seen: float, total: float, value: float, period: float, x: float) -> tuple[float, float, float, float]:
+def ema_block(seen: float, total: float, value: float, period: float, x: float, steady: bool
+              ) -> tuple[float, float, float, float]:
     """TA-Lib EMA: SMA of the first `period` values, then prev + (x - prev) * 2 / (period + 1).
 
-    Returns (seen, seed sum, value, output); the output is NaN until the seed is complete.
+    Returns (seen, seed sum, value, output); the output is NaN until the seed is complete. `steady` (a
+    literal, only once the seed is complete) compiles the warm-up branches away; every block takes it.
     """
-    if seen < period:
+    if not steady and seen < period:
         total += x
         seen += 1.0
         if seen == period:
@@ -191,16 +194,17 @@ def true_range(high: float, low: float, prev_close: float) -> float:
 
 
 @njit(cache=True, inline="always")
-def rsi_block(seen: float, gain_s: float, loss_s: float, period: float, change: float) -> tuple[float, float, float]:
+def rsi_block(seen: float, gain_s: float, loss_s: float, period: float, change: float, steady: bool
+              ) -> tuple[float, float, float]:
     """Wilder RSI seeded like TA-Lib (plain average of the first `period` changes); 50 when nothing moved.
 
     `seen` = bars before this one; `change` = close − previous close. Returns (gain, loss, output).
     """
-    if seen == 0.0:
+    if not steady and seen == 0.0:
         return gain_s, loss_s, NAN
     gain = change if change > 0.0 else 0.0
     loss = -change if change < 0.0 else 0.0
-    if seen <= period:
+    if not steady and seen <= period:
         gain_s += gain
         loss_s += loss
         if seen < period:
@@ -215,13 +219,13 @@ def rsi_block(seen: float, gain_s: float, loss_s: float, period: float, change: 
 
 
 @njit(cache=True, inline="always")
-def atr_block(seen: float, value: float, period: float, tr: float) -> tuple[float, float]:
+def atr_block(seen: float, value: float, period: float, tr: float, steady: bool) -> tuple[float, float]:
     """Wilder ATR as TA-Lib: first value = mean of TR over bars 1..period, then (prev*(n-1) + TR) / n."""
-    if seen == 0.0:
+    if not steady and seen == 0.0:
         return value, NAN
-    if seen < period:
+    if not steady and seen < period:
         return value + tr, NAN
-    if seen == period:
+    if not steady and seen == period:
         value = (value + tr) / period
     else:
         value = (value * (period - 1) + tr) / period
@@ -231,13 +235,13 @@ def atr_block(seen: float, value: float, period: float, tr: float) -> tuple[floa
 @njit(cache=True, inline="always")
 def dmi_block(
     seen: float, pdm: float, mdm: float, trs: float, adx: float, pdi: float, mdi: float, dx_sum: float,
-    period: float, diff_p: float, diff_m: float, tr: float,
+    period: float, diff_p: float, diff_m: float, tr: float, steady: bool,
 ) -> tuple[float, float, float, float, float, float, float]:
     """Wilder ±DI and ADX exactly as TA-Lib sequences them. Returns (+DM, −DM, TR, ADX, +DI, −DI, DX sum).
 
     ±DI are valid from bar `period`, ADX from bar 2*period - 1; before that they are NaN.
     """
-    if seen == 0.0:
+    if not steady and seen == 0.0:
         return pdm, mdm, trs, NAN, NAN, NAN, dx_sum
     plus_dm = 0.0
     minus_dm = 0.0
@@ -246,7 +250,7 @@ def dmi_block(
     elif diff_p > 0.0 and diff_p > diff_m:
         plus_dm = diff_p
     n = period
-    if seen < period:  # accumulate the first period-1 values
+    if not steady and seen < period:  # accumulate the first period-1 values
         return pdm + plus_dm, mdm + minus_dm, trs + tr, adx, pdi, mdi, dx_sum
     pdm = pdm - pdm / n + plus_dm
     mdm = mdm - mdm / n + minus_dm
@@ -261,7 +265,7 @@ def dmi_block(
     else:
         pdi = 0.0
         mdi = 0.0
-    if seen <= 2 * period - 1:  # sum the first `period` DX values (bars period .. 2*period-1)
+    if not steady and seen <= 2 * period - 1:  # sum the first `period` DX values (bars period .. 2*period-1)
         if dx == dx:
             dx_sum += dx
         if seen == 2 * period - 1:
@@ -288,7 +292,7 @@ def _ring_sums(buf: np.ndarray, b0: int, filled: int, squares: bool) -> tuple[fl
 @njit(cache=True, inline="always")
 def ring_sums_push(
     buf: np.ndarray, b0: int, period: int, count: int, pos: int, k: float, s1: float, s2: float, x: float,
-    squares: bool,
+    squares: bool, steady: bool,
 ) -> tuple[int, float, float, float]:
     """Push x into a ring of `period` values at buf[b0:]; keep Σ(x−K) (and Σ(x−K)² when `squares`).
 
@@ -296,7 +300,7 @@ def ring_sums_push(
     exact recompute) so variance does not cancel catastrophically at price levels of 1e7; they are
     recomputed exactly once per window length, so long runs cannot drift. Returns (pos, K, s1, s2).
     """
-    if count < period:
+    if not steady and count < period:
         buf[b0 + pos] = x
         pos = pos + 1 if pos + 1 < period else 0
         k, s1, s2 = _ring_sums(buf, b0, count + 1, squares)
@@ -342,34 +346,45 @@ def deque_max_push(buf: np.ndarray, b0: int, period: int, head: int, length: int
     return head, length + 1, buf[b0 + head]
 
 
+@intrinsic
+def _data_pointer(typingctx: Any, arr: Any) -> Any:
+    """The raw data pointer of a contiguous array: indexing it costs no reference counting per bar."""
+    sig = types.CPointer(arr.dtype)(arr)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return context.make_array(signature.args[0])(context, builder, args[0]).data
+
+    return sig, codegen
+
+
 # -------------------------------------------------------------------------------------- the core
 @njit(cache=True, inline="always")
-def _core(q: Any, s: Any, st: np.ndarray, off: np.ndarray, o: float, h: float, lo: float, c: float,
-          v: float) -> tuple[Any, tuple[float, ...]]:
+def _core(q: Any, s: Any, buf: Any, off: np.ndarray, o: float, h: float, lo: float, c: float,
+          v: float, steady: bool) -> tuple[Any, tuple[float, ...]]:
     """One accepted (finite) bar: new state and the 15 outputs in FEATURE_ORDER. The only implementation."""
     seen = s.bars
     t = seen  # this bar's index among accepted bars
     tr = true_range(h, lo, s.prev_close)
-    rsi_gain, rsi_loss, rsi = rsi_block(seen, s.rsi_gain, s.rsi_loss, q.rsi_period, c - s.prev_close)
+    rsi_gain, rsi_loss, rsi = rsi_block(seen, s.rsi_gain, s.rsi_loss, q.rsi_period, c - s.prev_close, steady)
 
-    ms_seen, ms_sum, ms, slow_out = ema_block(s.macd_slow_seen, s.macd_slow_sum, s.macd_slow, q.macd_slow, c)
+    ms_seen, ms_sum, ms, slow_out = ema_block(s.macd_slow_seen, s.macd_slow_sum, s.macd_slow, q.macd_slow, c, steady)
     mf_seen, mf_sum, mf, fast_out = s.macd_fast_seen, s.macd_fast_sum, s.macd_fast, NAN
-    if seen >= q.macd_slow - q.macd_fast:  # TA-Lib's alignment: both seeds end on the same bar
-        mf_seen, mf_sum, mf, fast_out = ema_block(mf_seen, mf_sum, mf, q.macd_fast, c)
+    if steady or seen >= q.macd_slow - q.macd_fast:  # TA-Lib's alignment: both seeds end on the same bar
+        mf_seen, mf_sum, mf, fast_out = ema_block(mf_seen, mf_sum, mf, q.macd_fast, c, steady)
 
-    atr, atr_out = atr_block(seen, s.atr, q.atr_period, tr)
-    ef_seen, ef_sum, ef, ef_out = ema_block(s.ema_fast_seen, s.ema_fast_sum, s.ema_fast, q.ema_fast, c)
-    es_seen, es_sum, es, es_out = ema_block(s.ema_slow_seen, s.ema_slow_sum, s.ema_slow, q.ema_slow, c)
+    atr, atr_out = atr_block(seen, s.atr, q.atr_period, tr, steady)
+    ef_seen, ef_sum, ef, ef_out = ema_block(s.ema_fast_seen, s.ema_fast_sum, s.ema_fast, q.ema_fast, c, steady)
+    es_seen, es_sum, es, es_out = ema_block(s.ema_slow_seen, s.ema_slow_sum, s.ema_slow, q.ema_slow, c, steady)
     pdm, mdm, trs, adx, pdi, mdi, dx_sum = dmi_block(
         seen, s.dmi_plus_dm, s.dmi_minus_dm, s.dmi_tr, s.adx, s.plus_di, s.minus_di, s.dx_sum, q.adx_period,
-        h - s.prev_high, s.prev_low - lo, tr)
+        h - s.prev_high, s.prev_low - lo, tr, steady)
 
     count = int(seen)
     bb_n = int(q.bb_period)
-    bb_pos, bb_k, bb_s1, bb_s2 = ring_sums_push(st, off[0], bb_n, count, int(s.bb_pos), s.bb_centre, s.bb_sum,
-                                                s.bb_sum_sq, c, True)
+    bb_pos, bb_k, bb_s1, bb_s2 = ring_sums_push(buf, off[0], bb_n, count, int(s.bb_pos), s.bb_centre, s.bb_sum,
+                                                s.bb_sum_sq, c, True, steady)
     bb = NAN
-    if count + 1 >= bb_n:
+    if steady or count + 1 >= bb_n:
         mid = bb_k + bb_s1 / bb_n
         m = bb_s1 / bb_n
         var = bb_s2 / bb_n - m * m
@@ -377,21 +392,21 @@ def _core(q: Any, s: Any, st: np.ndarray, off: np.ndarray, o: float, h: float, l
         bb = 0.5 if width <= 0.0 else (c - (mid - 0.5 * width)) / width
 
     vr_n = int(q.volume_ratio_period)
-    vr_pos, vr_k, vr_s1, _ = ring_sums_push(st, off[1], vr_n, count, int(s.vr_pos), s.vr_centre, s.vr_sum, 0.0,
-                                            v, False)
+    vr_pos, vr_k, vr_s1, _ = ring_sums_push(buf, off[1], vr_n, count, int(s.vr_pos), s.vr_centre, s.vr_sum, 0.0,
+                                            v, False, steady)
     vr = NAN
-    if count + 1 >= vr_n:
+    if steady or count + 1 >= vr_n:
         avg = vr_k + vr_s1 / vr_n
         vr = v / avg if avg > 0.0 else NAN
 
     dc_n = int(q.donchian_period)
-    hh, hl, upper = deque_max_push(st, off[2], dc_n, int(s.dc_high_head), int(s.dc_high_len), t, h)
-    lh, ll, neg_lower = deque_max_push(st, off[3], dc_n, int(s.dc_low_head), int(s.dc_low_len), t, -lo)
+    hh, hl, upper = deque_max_push(buf, off[2], dc_n, int(s.dc_high_head), int(s.dc_high_len), t, h)
+    lh, ll, neg_lower = deque_max_push(buf, off[3], dc_n, int(s.dc_low_head), int(s.dc_low_len), t, -lo)
     lower = -neg_lower
     dc_hi = NAN
     dc_lo = NAN
     ch = NAN
-    if count + 1 >= dc_n:
+    if steady or count + 1 >= dc_n:
         dc_hi = upper
         dc_lo = lower
         ch = 0.5 if upper <= lower else (c - lower) / (upper - lower)
@@ -473,6 +488,13 @@ def _params(p: np.ndarray) -> Any:
     return FeatureParams(*to_fixed_tuple(p, N_PARAMS))  # type: ignore[call-arg]
 
 
+@njit(cache=True, inline="always")
+def _check_size(st: np.ndarray, off: np.ndarray) -> None:
+    """The buffers are reached through a raw pointer, so a state of the wrong size must never get that far."""
+    if st.shape[0] != off[N_BUFFERS]:
+        raise ValueError("feature state array does not match the layout of these parameters; rebuild it")
+
+
 @njit(cache=True)
 def features_step(
     st: np.ndarray, p: np.ndarray, off: np.ndarray, o: float, h: float, lo: float, c: float, v: float, out: np.ndarray
@@ -482,11 +504,38 @@ def features_step(
         for k in range(N_FEATURES):
             out[k] = NAN
         return False
-    s, r = _core(_params(p), _load(st), st, off, o, h, lo, c, v)
+    _check_size(st, off)
+    s, r = _core(_params(p), _load(st), _data_pointer(st), off, o, h, lo, c, v, False)
     _store(st, s)
     for k in range(N_FEATURES):
         out[k] = r[k]
     return True
+
+
+@njit(cache=True, inline="always")
+def _warm_bars(q: Any) -> float:
+    """Bars after which no block takes a warm-up branch any more (so the `steady` core is exact)."""
+    return max(q.rsi_period + 1.0, q.atr_period + 1.0, 2.0 * q.adx_period, q.macd_slow, q.ema_fast, q.ema_slow,
+               q.bb_period, q.volume_ratio_period, q.donchian_period)
+
+
+@njit(cache=True, inline="always")
+def _run(q: Any, s: Any, buf: Any, off: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
+         v: np.ndarray, out: np.ndarray, i: int, warm: float, steady: bool) -> tuple[Any, int]:
+    """Rows i.. through the core; the non-steady run stops once every block is warm."""
+    n = c.shape[0]
+    while i < n:
+        if not steady and s.bars >= warm:
+            break
+        if not np.isfinite(o[i] + h[i] + lo[i] + c[i] + v[i]):
+            for k in range(N_FEATURES):
+                out[i, k] = NAN
+        else:
+            s, r = _core(q, s, buf, off, o[i], h[i], lo[i], c[i], v[i], steady)
+            (out[i, 0], out[i, 1], out[i, 2], out[i, 3], out[i, 4], out[i, 5], out[i, 6], out[i, 7], out[i, 8],
+             out[i, 9], out[i, 10], out[i, 11], out[i, 12], out[i, 13], out[i, 14]) = r
+        i += 1
+    return s, i
 
 
 @njit(cache=True)
@@ -494,18 +543,17 @@ def features_batch_into(
     st: np.ndarray, p: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """The same core as `features_step` over history, state carried in locals; rows of `out` (n, 15) filled."""
+    """The same core as `features_step` over history, state carried in locals; rows of `out` (n, 15) filled.
+
+    Until every block is warm the core runs as in the step; after that its `steady` specialisation, where
+    the warm-up branches are compiled away (same arithmetic, so still bit for bit the step's numbers).
+    """
     off = feature_layout(p)
+    _check_size(st, off)
     q = _params(p)
-    s = _load(st)
-    for i in range(c.shape[0]):
-        if not np.isfinite(o[i] + h[i] + lo[i] + c[i] + v[i]):
-            for k in range(N_FEATURES):
-                out[i, k] = NAN
-            continue
-        s, r = _core(q, s, st, off, o[i], h[i], lo[i], c[i], v[i])
-        for k in range(N_FEATURES):
-            out[i, k] = r[k]
+    buf = _data_pointer(st)
+    s, i = _run(q, _load(st), buf, off, o, h, lo, c, v, out, 0, _warm_bars(q), False)
+    s, i = _run(q, s, buf, off, o, h, lo, c, v, out, i, 0.0, True)
     _store(st, s)
 
 
@@ -526,7 +574,7 @@ WIN_HEADER = 7  # [count, position, centre K, sum(x-K), sum((x-K)^2), max, min] 
 @njit(cache=True)
 def ema_update(st: np.ndarray, o: int, period: int, x: float) -> float:
     """`ema_block` on state st[o:o+EMA_SIZE]."""
-    seen, total, value, out = ema_block(st[o], st[o + 1], st[o + 2], float(period), x)
+    seen, total, value, out = ema_block(st[o], st[o + 1], st[o + 2], float(period), x, False)
     st[o] = seen
     st[o + 1] = total
     st[o + 2] = value
@@ -538,7 +586,7 @@ def atr_update(st: np.ndarray, o: int, period: int, high: float, low: float, clo
     """`atr_block` on state st[o:o+ATR_SIZE] (it keeps its own previous close)."""
     seen = st[o]
     tr = true_range(high, low, st[o + 1])
-    value, out = atr_block(seen, st[o + 2], float(period), tr)
+    value, out = atr_block(seen, st[o + 2], float(period), tr, False)
     st[o] = seen + 1.0
     st[o + 1] = close
     st[o + 2] = value
@@ -560,7 +608,7 @@ def window_push(st: np.ndarray, o: int, period: int, x: float) -> bool:
     buf = o + WIN_HEADER
     old = st[buf + int(st[o + 1])]
     pos, k, s1, s2 = ring_sums_push(st, buf, period, count, int(st[o + 1]), st[o + 2], st[o + 3], st[o + 4], x,
-                                    True)
+                                    True, False)
     st[o] = min(count + 1, period)
     st[o + 1] = pos
     st[o + 2] = k
