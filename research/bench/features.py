@@ -151,7 +151,7 @@ _COLD = (
 def start_section() -> None:
     """Import + first `compute_features` in a fresh process: with an empty numba cache (compiles) and warm."""
     with tempfile.TemporaryDirectory() as cache:
-        env = os.environ | {"NUMBA_CACHE_DIR": cache}
+        env = os.environ | {"NUMBA_CACHE_DIR": cache, "CRYPTOBOT_NUMBA_CACHE_BASE": cache}
         root = Path(__file__).resolve().parents[2]
         runs = [float(subprocess.run([sys.executable, "-c", _COLD], env=env, cwd=root, check=True,
                                      capture_output=True, text=True).stdout.split()[-1]) for _ in range(2)]
