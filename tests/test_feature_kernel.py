@@ -83,8 +83,8 @@ def test_state_array_of_the_wrong_size_is_refused_by_the_kernel() -> None:
         nb.features_batch(st_short, p, ones, ones, ones, ones, ones)
 
 
-def test_donchian_deque_on_monotone_and_repeating_series() -> None:
-    """The deque's worst cases (every value popped, ties, long runs) against a plain sliding max/min."""
+def test_donchian_windows_on_monotone_and_repeating_series() -> None:
+    """Falling and rising runs, ties and block boundaries against a plain sliding max/min."""
     n, d = 300, 7
     ramp = np.r_[np.linspace(200.0, 100.0, n // 3), np.linspace(100.0, 200.0, n // 3), np.full(n - 2 * (n // 3), 150.0)]
     ts = np.arange(n, dtype=np.int64) * 60_000

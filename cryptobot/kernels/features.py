@@ -87,17 +87,17 @@ STATE: tuple[tuple[str, float, str], ...] = (
     ("vr_pos", 0.0, "volume ring: next write position"),
     ("vr_centre", 0.0, "volume ring: centre K of the sum"),
     ("vr_sum", 0.0, "volume ring: Σ(x − K)"),
-    ("dc_high_head", 0.0, "Donchian high deque: front position"),
-    ("dc_high_len", 0.0, "Donchian high deque: entries"),
-    ("dc_low_head", 0.0, "Donchian low deque: front position"),
-    ("dc_low_len", 0.0, "Donchian low deque: entries"),
+    ("dc_high_pos", 0.0, "Donchian high: position in the current block"),
+    ("dc_high_prefix", 0.0, "Donchian high: max of the current block so far"),
+    ("dc_low_pos", 0.0, "Donchian low: position in the current block"),
+    ("dc_low_prefix", 0.0, "Donchian low: max of −low in the current block so far"),
 )
 # Ring buffers after the scalars: (name, parameter giving the length, floats per slot, meaning).
 BUFFERS: tuple[tuple[str, str, int, str], ...] = (
     ("bb_closes", "bb_period", 1, "closes in the Bollinger window"),
     ("vr_volumes", "volume_ratio_period", 1, "volumes in the volume-ratio window"),
-    ("dc_highs", "donchian_period", 2, "monotonic deque of (high, bar index), decreasing highs"),
-    ("dc_lows", "donchian_period", 2, "monotonic deque of (−low, bar index), decreasing −lows"),
+    ("dc_highs", "donchian_period", 2, "highs of the current block, then suffix maxima of the previous one"),
+    ("dc_lows", "donchian_period", 2, "−lows of the current block, then suffix maxima of the previous one"),
 )
 
 
@@ -320,30 +320,30 @@ def ring_sums_push(
 
 
 @njit(cache=True, inline="always")
-def deque_max_push(buf: np.ndarray, b0: int, period: int, head: int, length: int, t: float, x: float
-                   ) -> tuple[int, int, float]:
-    """Exact rolling max of the last `period` values without rescans: a monotonic deque at buf[b0:].
+def block_max_push(buf: np.ndarray, b0: int, period: int, pos: int, prefix: float, x: float
+                   ) -> tuple[int, float, float]:
+    """Exact rolling max of the last `period` values without rescans: van Herk/Gil-Werman, streaming.
 
-    Values at buf[b0 + j], their bar index t at buf[b0 + period + j]; each value enters and leaves once.
-    Returns (head, length, max). For a rolling min push −x and negate the result (exact).
+    History is cut into blocks of `period` bars. The window ending now = the tail of the previous block
+    (its suffix maxima, kept at buf[b0 + period + j]) plus the current block so far (its running prefix
+    max). When a block completes, one backward pass over its values (kept at buf[b0 + j]) makes its suffix
+    maxima: O(1) per bar, no data-dependent branches. Returns (pos, prefix, max); the max is valid once
+    `period` values were pushed. For a rolling min push −x and negate the result (exact).
     """
-    ti = b0 + period
-    if length > 0 and buf[ti + head] <= t - period:  # the front left the window (at most one per bar)
-        head = head + 1 if head + 1 < period else 0
-        length -= 1
-    while length > 0:
-        back = head + length - 1
-        if back >= period:
-            back -= period
-        if buf[b0 + back] > x:
-            break
-        length -= 1
-    j = head + length
-    if j >= period:
-        j -= period
-    buf[b0 + j] = x
-    buf[ti + j] = t
-    return head, length + 1, buf[b0 + head]
+    buf[b0 + pos] = x
+    if pos == 0 or x > prefix:
+        prefix = x
+    if pos + 1 < period:
+        tail = buf[b0 + period + pos + 1]
+        return pos + 1, prefix, tail if tail > prefix else prefix
+    run = x
+    buf[b0 + 2 * period - 1] = run
+    for j in range(period - 2, -1, -1):
+        y = buf[b0 + j]
+        if y > run:
+            run = y
+        buf[b0 + period + j] = run
+    return 0, prefix, prefix
 
 
 @intrinsic
@@ -363,7 +363,6 @@ def _core(q: Any, s: Any, buf: Any, off: np.ndarray, o: float, h: float, lo: flo
           v: float, steady: bool) -> tuple[Any, tuple[float, ...]]:
     """One accepted (finite) bar: new state and the 15 outputs in FEATURE_ORDER. The only implementation."""
     seen = s.bars
-    t = seen  # this bar's index among accepted bars
     tr = true_range(h, lo, s.prev_close)
     rsi_gain, rsi_loss, rsi = rsi_block(seen, s.rsi_gain, s.rsi_loss, q.rsi_period, c - s.prev_close, steady)
 
@@ -400,8 +399,8 @@ def _core(q: Any, s: Any, buf: Any, off: np.ndarray, o: float, h: float, lo: flo
         vr = v / avg if avg > 0.0 else NAN
 
     dc_n = int(q.donchian_period)
-    hh, hl, upper = deque_max_push(buf, off[2], dc_n, int(s.dc_high_head), int(s.dc_high_len), t, h)
-    lh, ll, neg_lower = deque_max_push(buf, off[3], dc_n, int(s.dc_low_head), int(s.dc_low_len), t, -lo)
+    hp, hpre, upper = block_max_push(buf, off[2], dc_n, int(s.dc_high_pos), s.dc_high_prefix, h)
+    lp, lpre, neg_lower = block_max_push(buf, off[3], dc_n, int(s.dc_low_pos), s.dc_low_prefix, -lo)
     lower = -neg_lower
     dc_hi = NAN
     dc_lo = NAN
@@ -419,7 +418,7 @@ def _core(q: Any, s: Any, buf: Any, off: np.ndarray, o: float, h: float, lo: flo
         ema_slow=es, dmi_plus_dm=pdm, dmi_minus_dm=mdm, dmi_tr=trs, adx=adx, plus_di=pdi, minus_di=mdi,
         dx_sum=dx_sum, bb_pos=float(bb_pos), bb_centre=bb_k, bb_sum=bb_s1, bb_sum_sq=bb_s2,
         vr_pos=float(vr_pos), vr_centre=vr_k, vr_sum=vr_s1,
-        dc_high_head=float(hh), dc_high_len=float(hl), dc_low_head=float(lh), dc_low_len=float(ll),
+        dc_high_pos=float(hp), dc_high_prefix=hpre, dc_low_pos=float(lp), dc_low_prefix=lpre,
     )
     outs = (c, v, rsi, fast_out - slow_out, atr_out, bb, ef_out, es_out, vr, dc_hi, dc_lo, ch, adx, pdi, mdi)
     return new, outs
@@ -505,7 +504,7 @@ def features_step(
             out[k] = NAN
         return False
     _check_size(st, off)
-    s, r = _core(_params(p), _load(st), _data_pointer(st), off, o, h, lo, c, v, False)
+    s, r = _core(_params(p), _load(st), _data_pointer(st), off, o, h, lo, c, v, False)  # type: ignore[call-arg]
     _store(st, s)
     for k in range(N_FEATURES):
         out[k] = r[k]
@@ -551,7 +550,7 @@ def features_batch_into(
     off = feature_layout(p)
     _check_size(st, off)
     q = _params(p)
-    buf = _data_pointer(st)
+    buf: Any = _data_pointer(st)  # type: ignore[call-arg]
     s, i = _run(q, _load(st), buf, off, o, h, lo, c, v, out, 0, _warm_bars(q), False)
     s, i = _run(q, s, buf, off, o, h, lo, c, v, out, i, 0.0, True)
     _store(st, s)
