@@ -6,6 +6,8 @@ from `cryptobot.kernels.features`; this module only converts pandas ↔ numpy an
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
@@ -29,6 +31,14 @@ FEATURE_ORDER: tuple[str, ...] = (
     "plus_di_14",
     "minus_di_14",
 )
+
+
+def layout_digest(shape: str) -> str:
+    """Digest of a kernel layout (`nb.derive(...).shape`): saved states carry it, another layout is refused."""
+    return hashlib.sha256(shape.encode()).hexdigest()[:16]
+
+
+LAYOUT_DIGEST = layout_digest(nb.derive(nb.PARAMS, nb.STATE, nb.BUFFERS).shape)
 
 
 def feature_params(params: FeaturesConfig | None = None) -> np.ndarray:
@@ -88,13 +98,13 @@ class FeatureStepper:
 
     def get_state(self) -> dict[str, np.ndarray]:
         """Parameters, state and the kernel's layout digest (a state is only valid for the layout that made it)."""
-        return {"layout": np.array(nb.LAYOUT_DIGEST), "params": self.params.copy(), "state": self._state.copy()}
+        return {"layout": np.array(LAYOUT_DIGEST), "params": self.params.copy(), "state": self._state.copy()}
 
     def set_state(self, saved: dict[str, np.ndarray]) -> None:
         layout = str(np.asarray(saved.get("layout", "")))
-        if layout != nb.LAYOUT_DIGEST:
+        if layout != LAYOUT_DIGEST:
             raise ValueError(f"saved feature state has layout {layout or 'none'!r}, this version uses "
-                             f"{nb.LAYOUT_DIGEST!r}; rebuild the state from history")
+                             f"{LAYOUT_DIGEST!r}; rebuild the state from history")
         params = np.asarray(saved["params"], dtype=np.float64)
         state = np.asarray(saved["state"], dtype=np.float64)
         if params.shape != self.params.shape or not np.array_equal(params, self.params):

@@ -4,7 +4,7 @@
 and every ring buffer once. The numba-visible named tuples (`FeatureParams`, `FeatureState`), the index
 constants (`FP`, `FS`), the sizes, the buffer offsets (`feature_layout`), the config packing
 (`cryptobot.features.feature_params`), the docs table (`LAYOUT_TABLE`) and the layout digest saved with
-every live state (`LAYOUT_DIGEST`) are all derived from it, so adding a field touches one place.
+every live state (`cryptobot.features.LAYOUT_DIGEST`) are all derived from it, so adding a field touches one place.
 
 **State in registers.** Every indicator is a pure block (`@njit(inline="always")`: scalars in, new scalars
 out). `_core` composes them for one bar, sharing one bar counter, one previous bar and one true range.
@@ -25,9 +25,6 @@ scalar blocks, for the other kernels (strategies, execution) that keep their sta
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections import namedtuple
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -111,26 +108,24 @@ class Derived(NamedTuple):
     init: tuple[float, ...]
     buf_param: tuple[int, ...]
     buf_width: tuple[int, ...]
-    digest: str
+    shape: str  # what the layout digest hashes (cryptobot.features.layout_digest: hashing is not kernel code)
     table: str
 
 
 def derive(params: tuple[tuple[str, str], ...], state: tuple[tuple[str, float, str], ...],
            buffers: tuple[tuple[str, str, int, str], ...]) -> Derived:
     """Index tuples, sizes, initial state, buffer table and digest of a declaration (used on copies by tests)."""
-    param_t = namedtuple("FeatureParams", [n for n, _ in params])  # type: ignore[misc]
-    state_t = namedtuple("FeatureState", [n for n, _, _ in state])  # type: ignore[misc]
+    param_t = NamedTuple("FeatureParams", [(n, float) for n, _ in params])  # type: ignore[misc]
+    state_t = NamedTuple("FeatureState", [(n, float) for n, _, _ in state])  # type: ignore[misc]
     pnames = [n for n, _ in params]
     buf_param = tuple(pnames.index(p) for _, p, _, _ in buffers)
     buf_width = tuple(w for _, _, w, _ in buffers)
-    shape = {"params": pnames, "state": [[n, repr(v)] for n, v, _ in state],
-             "buffers": [[n, p, w] for n, p, w, _ in buffers]}
-    digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+    shape = repr((pnames, [(n, v) for n, v, _ in state], [(n, p, w) for n, p, w, _ in buffers]))
     rows = ["| index | state value | initial | meaning |", "|---|---|---|---|"]
     rows += [f"| {i} | `{n}` | {v!r} | {m} |" for i, (n, v, m) in enumerate(state)]
     rows += [f"| then | `{n}` | {w} × `{p}` floats | {m} |" for n, p, w, m in buffers]
     return Derived(param_t, state_t, len(params), len(state), tuple(float(v) for _, v, _ in state),
-                   buf_param, buf_width, digest, "\n".join(rows))
+                   buf_param, buf_width, shape, "\n".join(rows))
 
 
 _D = derive(PARAMS, STATE, BUFFERS)
@@ -144,7 +139,6 @@ STATE_INIT: tuple[float, ...] = _D.init
 BUF_PARAM: tuple[int, ...] = _D.buf_param
 BUF_WIDTH: tuple[int, ...] = _D.buf_width
 N_BUFFERS = len(BUFFERS)
-LAYOUT_DIGEST: str = _D.digest
 
 # Positional aliases kept for the other kernels and older callers.
 P_RSI, P_MACD_FAST, P_MACD_SLOW, P_ATR, P_BB, P_BB_STD = FP.rsi_period, FP.macd_fast, FP.macd_slow, FP.atr_period, \
