@@ -6,6 +6,8 @@ from `cryptobot.kernels.features`; this module only converts pandas ↔ numpy an
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
@@ -31,22 +33,18 @@ FEATURE_ORDER: tuple[str, ...] = (
 )
 
 
+def layout_digest(shape: str) -> str:
+    """Digest of a kernel layout (`nb.derive(...).shape`): saved states carry it, another layout is refused."""
+    return hashlib.sha256(shape.encode()).hexdigest()[:16]
+
+
+LAYOUT_DIGEST = layout_digest(nb.derive(nb.PARAMS, nb.STATE, nb.BUFFERS).shape)
+
+
 def feature_params(params: FeaturesConfig | None = None) -> np.ndarray:
-    """The kernels' parameter vector (layout `cryptobot.kernels.features.P_*`)."""
+    """The kernel's parameter vector: each declared parameter (`nb.PARAMS`) read from the config field of its name."""
     cfg = params or FeaturesConfig()
-    p = np.zeros(nb.N_PARAMS, dtype=np.float64)
-    p[nb.P_RSI] = cfg.rsi_period
-    p[nb.P_MACD_FAST] = cfg.macd_fast
-    p[nb.P_MACD_SLOW] = cfg.macd_slow
-    p[nb.P_ATR] = cfg.atr_period
-    p[nb.P_BB] = cfg.bb_period
-    p[nb.P_BB_STD] = cfg.bb_std
-    p[nb.P_EMA_FAST] = cfg.ema_fast
-    p[nb.P_EMA_SLOW] = cfg.ema_slow
-    p[nb.P_VR] = cfg.volume_ratio_period
-    p[nb.P_DC] = cfg.donchian_period
-    p[nb.P_ADX] = cfg.adx_period
-    return p
+    return np.array([float(getattr(cfg, name)) for name, _ in nb.PARAMS], dtype=np.float64)
 
 
 def feature_warmups(params: FeaturesConfig | None = None) -> dict[str, int]:
@@ -66,8 +64,9 @@ def compute_features(ohlcv: pd.DataFrame, params: FeaturesConfig | None = None) 
     """All 15 features in one fused numba pass; same index as the input, NaN during warm-up."""
     p = feature_params(params)
     o, h, lo, c, v = _ohlcv_arrays(ohlcv)
-    out = nb.features_batch(nb.features_init(p), p, o, h, lo, c, v)
-    return pd.DataFrame(out, index=ohlcv.index, columns=list(FEATURE_ORDER))
+    out = np.empty((c.shape[0], nb.N_FEATURES), dtype=np.float64)  # allocated by NumPy: faster than in numba
+    nb.features_batch_into(nb.features_init(p), p, o, h, lo, c, v, out)
+    return pd.DataFrame(out, index=ohlcv.index, columns=list(FEATURE_ORDER), copy=False)
 
 
 class FeatureStepper:
@@ -98,9 +97,14 @@ class FeatureStepper:
         return self.bars_seen > self.warmup
 
     def get_state(self) -> dict[str, np.ndarray]:
-        return {"params": self.params.copy(), "state": self._state.copy()}
+        """Parameters, state and the kernel's layout digest (a state is only valid for the layout that made it)."""
+        return {"layout": np.array(LAYOUT_DIGEST), "params": self.params.copy(), "state": self._state.copy()}
 
     def set_state(self, saved: dict[str, np.ndarray]) -> None:
+        layout = str(np.asarray(saved.get("layout", "")))
+        if layout != LAYOUT_DIGEST:
+            raise ValueError(f"saved feature state has layout {layout or 'none'!r}, this version uses "
+                             f"{LAYOUT_DIGEST!r}; rebuild the state from history")
         params = np.asarray(saved["params"], dtype=np.float64)
         state = np.asarray(saved["state"], dtype=np.float64)
         if params.shape != self.params.shape or not np.array_equal(params, self.params):
