@@ -3,8 +3,8 @@
 Real sockets, real HTTP: the real ccxt client is pointed at it by overriding its API URLs. Candles are a
 deterministic function of their open time, served up to the current wall clock *including* the still-open
 bar (as real exchanges do), so the client's closed-bar filter is exercised. Faults (429, 5xx, timeouts) are
-injected per request from a queue; every request is logged for assertions. Later issues extend the routes
-with bitbank's private API.
+injected per request from a queue; every request is logged for assertions. `tests/fakes/bitbank_server.py`
+extends the routes with bitbank's private API.
 """
 
 from __future__ import annotations
@@ -85,18 +85,25 @@ class FakeExchangeServer:
         self._thread.join(5)
 
     async def _start(self) -> None:
-        app = web.Application(middlewares=[self._faults])
-        app.router.add_get("/{pair}/candlestick/{ctype}/{date}", self.bitbank_candles)
-        app.router.add_get("/v1/spot/pairs", self.bitbank_pairs)
-        app.router.add_get("/spot/pairs", self.bitbank_pairs)
-        app.router.add_get("/api/v3/exchangeInfo", self.binance_exchange_info)
-        app.router.add_get("/api/v3/klines", self.binance_klines)
+        app = web.Application(middlewares=self._middlewares())
+        self._add_routes(app)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         sockets = site._server.sockets  # type: ignore[union-attr]
         self.port = sockets[0].getsockname()[1]
+
+    def _middlewares(self) -> list[Any]:
+        """Subclasses (the fake bitbank) add their own fault/auth layers after this one."""
+        return [self._faults]
+
+    def _add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/{pair}/candlestick/{ctype}/{date}", self.bitbank_candles)
+        app.router.add_get("/v1/spot/pairs", self.bitbank_pairs)
+        app.router.add_get("/spot/pairs", self.bitbank_pairs)
+        app.router.add_get("/api/v3/exchangeInfo", self.binance_exchange_info)
+        app.router.add_get("/api/v3/klines", self.binance_klines)
 
     async def _stop(self) -> None:
         if self._runner is not None:
