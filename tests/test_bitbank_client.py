@@ -14,7 +14,7 @@ import pytest
 
 from cryptobot.data.download import make_exchange
 from cryptobot.exchange.bitbank_margin import BitbankError, BitbankMarginClient, Category, category_of
-from tests.fakes.bitbank_server import FakeBitbankServer, FaultPlan
+from tests.fakes.bitbank_server import FakeBitbankServer
 
 KEY = "KEYMARKER-5f2b"
 SECRET = "SECRETMARKER-9c1d"

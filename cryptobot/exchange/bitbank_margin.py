@@ -275,7 +275,8 @@ class BitbankMarginClient:
                     raise
                 delay = min(self.max_backoff_seconds, self.backoff_seconds * 2**attempt)
                 if exc.http_status == 429 or exc.code == 10009:
-                    delay = min(self.max_backoff_seconds, delay * 2)
+                    # the limits count per second: waiting less than the window cannot help
+                    delay = max(1.0, min(self.max_backoff_seconds, delay * 2))
                 log.warning("bitbank %s; retry %d/%d in %.2fs", exc, attempt + 1, attempts - 1, delay)
                 self._sleep(delay)
         raise AssertionError("unreachable")
