@@ -354,10 +354,8 @@ class FakeBitbankServer(FakeExchangeServer):
         return self.url + "/v1"
 
     def feed_bar(self, o: float, h: float, low: float, c: float, ts: int | None = None) -> None:
-        """Feed one bar to the matching engine (thread-safe: runs on the server's loop)."""
-        async def run() -> None:
-            self.bank.feed_bar(o, h, low, c, ts)
-        asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+        """Feed one bar to the matching engine (on the server's loop, so no request sees half a bar)."""
+        self.on_loop(lambda: self.bank.feed_bar(o, h, low, c, ts))
 
     def _middlewares(self) -> list[Any]:
         return [*super()._middlewares(), self._private]
