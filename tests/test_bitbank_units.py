@@ -14,7 +14,7 @@ import pytest
 
 from cryptobot.exchange.bitbank_margin import BitbankError, BitbankMarginClient, Category
 from cryptobot.exchange.order_units import EntryRefused, OrderUnits, SQLiteOrderStore
-from tests.fakes.bitbank_server import FakeBitbankServer
+from tests.fakes.bitbank_server import FakeBitbankServer, FaultPlan
 
 KEY, SECRET = "KEYMARKER-77aa", "SECRETMARKER-88bb"
 ORDER = "/v1/user/spot/order:POST"
@@ -241,3 +241,35 @@ def test_close_exits_at_market_and_keeps_the_stop_until_filled(server: FakeBitba
     assert unit.state == "closed" and unit.reason == "signal exit"
     assert stop["status"] == "CANCELED_UNFILLED" and server.bank.active() == []
     assert server.bank.position("short") == 0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_seeded_random_faults_never_double_an_order(tmp_path: Path, seed: int) -> None:
+    """30 % of all private requests fail (every transient kind); the ledger still has one entry, one stop."""
+    kinds = ("timeout", "drop", "429", "500_html", "503_html", "busy", "too_frequent", "system_error")
+    plan = FaultPlan(seed=seed, rate=0.3, kinds=kinds)
+    with FakeBitbankServer(api_key=KEY, api_secret=SECRET, plan=plan, timeout_sleep=0.4) as srv:
+        units = make_units(srv, tmp_path / "s.sqlite")
+        try:
+            units.open("long", D("0.001"), stop_price=D("14700000"), take_profit_price=D("15300000"))
+        except BitbankError as exc:
+            assert exc.category is Category.RETRY  # unresolved: the intent waits in SQLite for sync()
+        srv.feed_bar(15_000_000, 15_050_000, 14_950_000, 15_000_000)
+        for _ in range(6):
+            try:
+                units.sync()
+            except BitbankError as exc:
+                assert exc.category is Category.RETRY
+        plan.rate = 0.0
+        units.sync()
+        assert plan.injected, "the plan injected faults"
+        assert len(entries(srv)) == 1
+        active_stops = [o for o in by_type(srv, "stop") if o["status"] == "INACTIVE"]
+        assert [o["start_amount"] for o in active_stops] == [srv.bank.position("long")] == [D("0.0010")]
+        assert len([o for o in by_type(srv, "limit") if o["status"] == "UNFILLED"]) == 1
+
+
+def test_fault_plan_is_reproducible() -> None:
+    a, b = FaultPlan(seed=7, rate=0.5), FaultPlan(seed=7, rate=0.5)
+    assert [a.next("x") for _ in range(50)] == [b.next("x") for _ in range(50)]
+    assert a.injected == b.injected and a.injected
