@@ -101,6 +101,11 @@ CODE_MEANINGS: dict[int, str] = {
 }
 
 
+def wall_ms() -> int:
+    """Current Unix time in milliseconds (bitbank's request time, order and trade timestamps)."""
+    return int(time.time() * 1000)
+
+
 def category_of(code: int) -> Category:
     """Category of a bitbank body error code; an unknown code is `fail` (refuse, never resend unchanged)."""
     if code in RETRY_CODES:
@@ -226,7 +231,7 @@ class BitbankMarginClient:
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
-        self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self._clock_ms = clock_ms or wall_ms
         self._sleep = sleep
         self._limiters = {
             "update": RateLimiter(UPDATE_PER_SECOND, monotonic, sleep),

@@ -32,7 +32,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from cryptobot.exchange.bitbank_margin import TERMINAL_STATUSES, BitbankError, BitbankMarginClient, Category
+from cryptobot.exchange.bitbank_margin import (
+    TERMINAL_STATUSES,
+    BitbankError,
+    BitbankMarginClient,
+    Category,
+    wall_ms,
+)
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +178,7 @@ class OrderUnits:
         self.lookup_slack_ms = lookup_slack_ms
         self.submit_attempts = submit_attempts
         self.retry_delay_seconds = retry_delay_seconds
-        self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self._clock_ms = clock_ms or wall_ms
         self._sleep = sleep
         self._new_id = new_id
         self.units = {u.unit_id: u for u in store.load_units()}
