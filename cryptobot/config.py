@@ -342,10 +342,14 @@ class HealthConfig(_Section):
 
 
 class NotifyConfig(_Section):
+    """Discord alerts (cryptobot.notify): pacing, dedupe, digests; no webhook → alerts go to the log."""
+
     discord_webhook_url: SecretStr | None = Field(None, description="only from the environment")
-    min_interval_seconds: float = Field(2.0, ge=0.0)
-    dedupe_cooldown_seconds: float = Field(600.0, ge=0.0)
-    digest_interval_seconds: float = Field(3600.0, gt=0.0)
+    min_interval_seconds: float = Field(2.0, ge=0.0, description="at least this long between two posts")
+    dedupe_cooldown_seconds: float = Field(600.0, ge=0.0, description="one alert per key per this long")
+    digest_interval_seconds: float = Field(3600.0, gt=0.0, description="info alerts batched this long")
+    timeout_seconds: PositiveFloat = Field(10.0, description="HTTP timeout of one webhook post")
+    max_attempts: PositiveInt = Field(5, description="posts per message (429s and 5xx included) before dropping it")
 
 
 class Config(_Section):

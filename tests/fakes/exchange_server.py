@@ -3,21 +3,22 @@
 Real sockets, real HTTP: the real ccxt client is pointed at it by overriding its API URLs. Candles are a
 deterministic function of their open time, served up to the current time (wall clock or a fixed `clock_ms`) *including* the still-open
 bar (as real exchanges do), so the client's closed-bar filter is exercised. Faults (429, 5xx, timeouts) are
-injected per request from a queue; every request is logged for assertions. Later issues extend the routes
-with bitbank's private API.
+injected per request from a queue; every request is logged for assertions. `tests/fakes/bitbank_server.py`
+extends the routes with bitbank's private API.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer
 
 TF_MS = {
     "1min": 60_000, "5min": 300_000, "15min": 900_000, "30min": 1_800_000, "1hour": 3_600_000,
@@ -64,47 +65,23 @@ class FakeExchange:
         return out
 
 
-class FakeExchangeServer:
+class FakeExchangeServer(LoopbackServer):
     """Runs the aiohttp app in a background thread; use as a context manager."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.state = FakeExchange()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def _middlewares(self) -> list[Any]:
+        """Subclasses (the fake bitbank) add their own fault/auth layers after this one."""
+        return [self._faults]
 
-    def __enter__(self) -> FakeExchangeServer:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    async def _start(self) -> None:
-        app = web.Application(middlewares=[self._faults])
+    def _add_routes(self, app: web.Application) -> None:
         app.router.add_get("/{pair}/candlestick/{ctype}/{date}", self.bitbank_candles)
         app.router.add_get("/v1/spot/pairs", self.bitbank_pairs)
         app.router.add_get("/spot/pairs", self.bitbank_pairs)
         app.router.add_get("/api/v3/exchangeInfo", self.binance_exchange_info)
         app.router.add_get("/api/v3/klines", self.binance_klines)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        sockets = site._server.sockets  # type: ignore[union-attr]
-        self.port = sockets[0].getsockname()[1]
-
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     @web.middleware
     async def _faults(self, request: web.Request, handler: Any) -> web.StreamResponse:
