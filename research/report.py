@@ -88,9 +88,9 @@ def execute_report(template: Path, out: Path, parameters: dict[str, Any], show_c
         os.replace(tmp, notebook)
         raise ReportError(f"{template.name}: cell {exc.exec_count} raised {exc.ename}: {exc.evalue} "
                           f"(executed notebook with the traceback: {notebook})") from exc
-    finally:
-        if tmp.exists() and not notebook.exists():
-            tmp.unlink()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, notebook)
     return write_html(notebook, out / "report.html", show_code)
 
