@@ -43,3 +43,22 @@ def test_parse_param() -> None:
     assert parse_param("name=abc") == ("name", "abc")
     with pytest.raises(ReportError):
         parse_param("no-equals")
+
+
+def test_backtest_report_from_cli(tmp_path: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    markers = {"CRYPTOBOT__EXCHANGE__API_KEY": "MARKER-KEY-81b2", "CRYPTOBOT__EXCHANGE__API_SECRET": "MARKER-SECRET-c4d9",
+               "CRYPTOBOT__NOTIFY__DISCORD_WEBHOOK_URL": "https://discord.invalid/MARKER-HOOK-77ee"}
+    env = {**__import__("os").environ, **markers}
+    out = tmp_path / "bt"
+    proc = subprocess.run([sys.executable, "-m", "research", "report", "backtest", "--out", str(out), "--quiet",
+                           "--data", str(sample_dir / "bitbank_BTC-JPY_15m_2018.csv.gz"), "--end", "2018-02-15"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page = (out / "report.html").read_text()
+    assert 'id="run-manifest"' in page and page.count("plotly.js v") <= 1 and "<script src=\"http" not in page
+    for marker in markers.values():
+        for name in ("report.html", "report.ipynb", "manifest.json"):
+            assert marker not in (out / name).read_text()
