@@ -6,7 +6,7 @@ the virtual environment `.venv` and installs the project pinned by `constraints.
 the install when nothing changed.
 
   demo   set up, then run the main job: import and validate the shipped bitbank sample, then backtest it
-         with the default config; the report is written to runs/quickstart/
+         with the default config; the HTML report is runs/quickstart/report.html
   test   set up, then run the whole test suite (fails when no test ran)
   check  set up, then ruff, mypy and the tests
   test-docker
@@ -80,8 +80,9 @@ def demo() -> int:
     code = run([*data, "list"], env=env)
     out = "runs/quickstart"
     code = code or run([PY, "-m", "research", "backtest", "--data", "bitbank/BTC-JPY/15m", "--out", out], env=env)
+    code = code or run([PY, "-m", "research", "report", "backtest", "--run", out, "--out", out], env=env)
     if code == 0:
-        print(f"\nbacktest report: {ROOT / out}/ — open equity.html in a browser; numbers in stats.json")
+        print(f"\nbacktest report: {ROOT / out / 'report.html'} — open it in a browser; numbers in stats.json")
     return code
 
 

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tune": ("research.cli.tune", "tune the ensemble with Optuna (local file or shared PostgreSQL)"),
     "walkforward": ("research.cli.walkforward", "walk-forward retraining with out-of-sample backtests"),
     "promote": ("research.cli.promote", "make a bundle the production model (previous one archived)"),
+    "report": ("research.cli.report", "HTML report (papermill): backtest, sweep, tuning, walkforward, live, tour"),
 }
 
 

@@ -14,6 +14,7 @@ from cryptobot.data import DataValidationError, validate_frame
 from research.backtest import BacktestResult, run
 from research.cli.common import add_data_arguments, load_inputs
 from research.manifest import build_manifest, data_description, input_gaps, write_json
+from research.plotting import equity_figure, write_figure_html
 from research.stats import quote_currency
 
 
@@ -31,33 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def write_equity_html(result: BacktestResult, close: pd.Series, path: Path) -> None:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    eq = result.equity
-    dd = eq / eq.cummax() - 1.0
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.45, 0.35, 0.2], vertical_spacing=0.03,
-                        subplot_titles=("Price and trades", f"Equity ({result.stats['currency']})", "Drawdown"))
-    fig.add_trace(go.Scattergl(x=close.index, y=close, name="close", line={"width": 1}), row=1, col=1)
-    t = result.trades
-    for side, symbol, color in (("long", "triangle-up", "green"), ("short", "triangle-down", "red")):
-        part = t[t["side"] == side]
-        fig.add_trace(go.Scattergl(x=part["entry_time"], y=part["entry_price"], mode="markers", name=f"{side} entry",
-                                   marker={"symbol": symbol, "color": color, "size": 9}), row=1, col=1)
-    fig.add_trace(go.Scattergl(x=t["exit_time"], y=t["exit_price"], mode="markers", name="exit",
-                               text=t["exit_reason"], marker={"symbol": "x", "color": "black", "size": 7}), row=1, col=1)
-    fig.add_trace(go.Scattergl(x=eq.index, y=eq, name="equity", line={"color": "royalblue"}), row=2, col=1)
-    fig.add_trace(go.Scattergl(x=dd.index, y=dd, name="drawdown", fill="tozeroy", line={"color": "firebrick"}),
-                  row=3, col=1)
     s = result.stats
-    fig.update_layout(
-        title=(f"total return {s['total_return']:.2%} · Sharpe {s['sharpe']:.2f} · max drawdown "
-               f"{s['max_drawdown']:.2%} · {s['trade_count']} trades · fingerprint {result.fingerprint[:12]}"),
-        height=900, hovermode="x unified",
-    )
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fig.write_html(tmp, include_plotlyjs=True, full_html=True)
-    os.replace(tmp, path)
+    title = (f"total return {s['total_return']:.2%} · Sharpe {s['sharpe']:.2f} · max drawdown "
+             f"{s['max_drawdown']:.2%} · {s['trade_count']} trades · fingerprint {result.fingerprint[:12]}")
+    write_figure_html(equity_figure(result.equity, close, result.trades, title, currency=s["currency"]), path)
 
 
 def main(argv: list[str] | None = None) -> int:
