@@ -477,6 +477,16 @@ class SignalStepper:
     def names(self) -> tuple[str, ...]:
         return self.pipeline.names
 
+    @property
+    def bars_seen(self) -> int:
+        """Bars fed so far (kept in the feature state, so it survives `get_state`/`set_state`)."""
+        return int(self._fst[0])
+
+    @property
+    def ready(self) -> bool:
+        """True once every enabled strategy and feature is past its warm-up."""
+        return self.bars_seen > self.warmup
+
     def update(self, timestamp_ms: int, open: float, high: float, low: float, close: float, volume: float) -> SignalResult:
         """Decide at the close of the bar that opened at `timestamp_ms` (UTC ms)."""
         self.step(timestamp_ms, open, high, low, close, volume)

@@ -456,3 +456,16 @@ def test_edited_constant_or_helper_of_a_custom_strategy_recompiles(tmp_path: Pat
     after = run()
     assert after["confidence"] == pytest.approx(0.3)
     assert after["stop_fraction"] == pytest.approx(0.02)
+
+
+def test_signal_stepper_counts_bars_and_reports_ready() -> None:
+    df = read_csv(SHIPPED[0])
+    stepper = SignalStepper(CFG, timeframe="1h")
+    assert stepper.bars_seen == 0 and not stepper.ready
+    for i, (t, *bar) in enumerate(zip(timestamps_ms(df), *(df[c] for c in ("open", "high", "low", "close", "volume")),
+                                      strict=True)):
+        stepper.update(int(t), *bar)
+        assert stepper.bars_seen == i + 1
+        assert stepper.ready == (i + 1 > stepper.warmup)
+        if i > stepper.warmup + 2:
+            break
