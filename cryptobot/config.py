@@ -10,6 +10,7 @@ collected into a single `ConfigError` so a user fixes everything in one pass.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -477,13 +478,26 @@ def _allowed(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
     return f" (allowed: {' and '.join(bounds)})" if bounds else ""
 
 
+def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every dotted key of the model (sections and leaves): the candidates for a spelling suggestion."""
+    out = []
+    for name, field in model.model_fields.items():
+        out.append(prefix + name)
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            out += _leaf_keys(field.annotation, f"{prefix}{name}.")
+    return out
+
+
 def _problems(exc: ValidationError) -> list[str]:
     lines = []
     for err in exc.errors():
         loc = tuple(err["loc"])
         key = ".".join(str(p) for p in loc) or "<root>"
         if err["type"] == "extra_forbidden":
-            lines.append(f"{key}: unknown key (value {err['input']!r}); check the spelling against config/default.yaml")
+            # never echo the value: a mistyped secret key would print the secret
+            close = difflib.get_close_matches(key, _leaf_keys(Config), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}?" if close else "check the spelling against config/default.yaml"
+            lines.append(f"{key}: unknown key; {hint}")
             continue
         shown = "<secret>" if key in SECRET_KEYS else repr(err.get("input"))
         lines.append(f"{key}: {shown} is invalid: {err['msg']}{_allowed(Config, loc)}")

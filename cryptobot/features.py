@@ -84,7 +84,11 @@ class FeatureStepper:
         self.warmup = int(nb.features_warmup(self.params).max())
 
     def update(self, open: float, high: float, low: float, close: float, volume: float) -> np.ndarray:
-        """Features of this bar in FEATURE_ORDER (a view of an internal buffer: copy it to keep it)."""
+        """Features of this bar in FEATURE_ORDER, as a new array the caller owns."""
+        return self.update_into(open, high, low, close, volume).copy()
+
+    def update_into(self, open: float, high: float, low: float, close: float, volume: float) -> np.ndarray:
+        """Like `update` without allocating: returns the internal buffer, which the next call overwrites."""
         nb.features_step(self._state, self.params, self._layout, open, high, low, close, volume, self._out)
         return self._out
 

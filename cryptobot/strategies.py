@@ -14,15 +14,17 @@ import importlib.util
 import inspect
 import os
 import sys
+import sysconfig
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba.core.caching import NullCache
 
 from cryptobot.config import Config, load_config
 from cryptobot.data.frames import timeframe_to_ms, timestamps_ms
@@ -236,13 +238,85 @@ def _pipeline_dir() -> Path:
         return fallback
 
 
-def _identity(step: Any) -> str:
-    func = getattr(step, "py_func", step)
-    try:
-        source = inspect.getsource(func)
-    except (OSError, TypeError):
-        source = ""
-    return f"{func.__module__}:{func.__qualname__}:{hashlib.sha256(source.encode()).hexdigest()}"
+_KERNEL_DIR = Path(fk.__file__).resolve().parent
+_LIBRARY_DIRS = tuple(Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "purelib", "platlib"))
+_CONSTANT_TYPES = (bool, int, float, complex, str, bytes, np.generic, np.ndarray, tuple, type(None))
+
+
+def _code_names(code: CodeType) -> set[str]:
+    """Global and attribute names a function's code (and the code nested in it) reads."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            names |= _code_names(const)
+    return names
+
+
+def _hash_value(digest: Any, name: str, value: Any) -> None:
+    digest.update(f"{name}={type(value).__name__}:".encode())
+    if isinstance(value, np.ndarray):
+        digest.update(f"{value.dtype.str}{value.shape}".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, tuple):
+        for i, item in enumerate(value):
+            if isinstance(item, _CONSTANT_TYPES):
+                _hash_value(digest, f"{name}[{i}]", item)
+    else:
+        digest.update(repr(value).encode())
+
+
+def _dependencies(step: Any) -> tuple[str, list[Any]]:
+    """Digest of everything a step's compiled code depends on, and the dispatchers outside `cryptobot.kernels`.
+
+    numba freezes module-level globals into the machine code and links every jitted callee into it, so the
+    generated pipeline must be rebuilt when any of them changes, not only when the step's own source does:
+    the digest covers the full source file of the step and of every function it reaches through its globals
+    (recursively, through module attributes too) and the values of the constants those functions read.
+    """
+    digest = hashlib.sha256()
+    seen: set[int] = set()
+    files: set[str] = set()
+    outside: list[Any] = []
+    stack: list[Any] = [step]
+    while stack:
+        obj = stack.pop()
+        func = getattr(obj, "py_func", obj)
+        if not inspect.isfunction(func) or id(func) in seen:
+            continue
+        seen.add(id(func))
+        digest.update(f"fn {func.__module__}:{func.__qualname__}\n".encode())
+        digest.update(func.__code__.co_code)
+        try:
+            path = inspect.getsourcefile(func)
+        except TypeError:
+            path = None
+        if path and any(lib == Path(path).resolve() or lib in Path(path).resolve().parents for lib in _LIBRARY_DIRS):
+            continue  # numpy, numba, the standard library: pinned by their versions, not hashed
+        if path and path not in files and os.path.isfile(path):
+            files.add(path)
+            digest.update(Path(path).read_bytes())
+        if obj is not func and hasattr(obj, "_cache") and (not path or _KERNEL_DIR not in Path(path).resolve().parents):
+            outside.append(obj)
+        names = sorted(_code_names(func.__code__))
+        scope = dict(func.__globals__)
+        if func.__closure__:
+            scope.update(zip(func.__code__.co_freevars, (c.cell_contents for c in func.__closure__), strict=True))
+        for name in sorted(set(names) | set(func.__code__.co_freevars)):
+            if name not in scope:
+                continue
+            value = scope[name]
+            if isinstance(value, ModuleType):
+                for attr in names:
+                    member = getattr(value, attr, None)
+                    if isinstance(member, _CONSTANT_TYPES) and member is not None:
+                        _hash_value(digest, f"{name}.{attr}", member)
+                    elif callable(member):
+                        stack.append(member)
+            elif isinstance(value, _CONSTANT_TYPES):
+                _hash_value(digest, name, value)
+            elif callable(value):
+                stack.append(value)
+    return digest.hexdigest(), outside
 
 
 _MODULES: dict[str, ModuleType] = {}
@@ -257,9 +331,16 @@ def _pipeline_module(specs: tuple[StrategySpec, ...]) -> ModuleType:
         for i in range(len(specs))
     )
     source = _TEMPLATE.format(names=", ".join(s.name for s in specs), calls=calls or "        pass", k=len(specs))
-    key = hashlib.sha256((source + "\n".join(_identity(s.step) for s in specs)).encode()).hexdigest()[:16]
+    deps = [_dependencies(s.step) for s in specs]
+    key = hashlib.sha256((source + "\n".join(d for d, _ in deps)).encode()).hexdigest()[:16]
     if key in _MODULES:
         return _MODULES[key]
+    for _, outside in deps:
+        for dispatcher in outside:
+            # numba's own cache of a function outside the kernel tree is keyed on that function's file only
+            # (not on the helpers and constants it inlines from elsewhere); the pipeline cache above is keyed
+            # on all of them, so such a function is compiled fresh whenever a new pipeline is.
+            dispatcher._cache = NullCache()
     path = _pipeline_dir() / f"pipeline_{key}.py"
     if not path.exists() or path.read_text() != source:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -395,6 +476,16 @@ class SignalStepper:
     @property
     def names(self) -> tuple[str, ...]:
         return self.pipeline.names
+
+    @property
+    def bars_seen(self) -> int:
+        """Bars fed so far (kept in the feature state, so it survives `get_state`/`set_state`)."""
+        return int(self._fst[0])
+
+    @property
+    def ready(self) -> bool:
+        """True once every enabled strategy and feature is past its warm-up."""
+        return self.bars_seen > self.warmup
 
     def update(self, timestamp_ms: int, open: float, high: float, low: float, close: float, volume: float) -> SignalResult:
         """Decide at the close of the bar that opened at `timestamp_ms` (UTC ms)."""

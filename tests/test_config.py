@@ -66,7 +66,7 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(path, environ={})
     assert err.value.problems == [
-        "risk.max_drawdwn: unknown key (value 0.3); check the spelling against config/default.yaml"
+        "risk.max_drawdwn: unknown key; did you mean risk.max_drawdown?"
     ]
 
 
@@ -179,3 +179,10 @@ def test_show_cli_reports_problems_with_exit_code(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "risk.max_drawdown: 3 is invalid" in result.stderr
     assert "risk.bogus: unknown key" in result.stderr
+
+
+def test_mistyped_secret_key_is_named_not_echoed() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(environ={"CRYPTOBOT__EXCHANGE__APISECRET": "sk-marker-123"})
+    assert "sk-marker-123" not in str(err.value)
+    assert "exchange.apisecret" in str(err.value) and "did you mean exchange.api_secret?" in str(err.value)

@@ -216,3 +216,10 @@ def test_property_batch_equals_step_on_random_series(df: pd.DataFrame) -> None:
         assert np.isnan(batch[: warm[name], i]).all()
         if len(df) > warm[name] and name not in {"volume_ratio"}:
             assert np.isfinite(batch[warm[name] :, i]).all(), name
+
+
+def test_update_returns_owned_rows_equal_to_batch() -> None:
+    df = read_csv(SHIPPED[0]).iloc[:300]
+    stepper = FeatureStepper()
+    rows = [stepper.update(*bar) for bar in zip(*arrays(df), strict=True)]
+    np.testing.assert_array_equal(np.vstack(rows), compute_features(df).to_numpy())

@@ -379,3 +379,93 @@ def test_custom_strategy_registration_end_to_end() -> None:
     finally:
         unregister_strategy("test_long")
     assert "test_long" not in registered()
+
+
+# ------------------------------------------------------------------------------ compiled pipeline freshness
+PROBE_MODULE = '''
+from numba import njit
+
+from cryptobot.kernels import strategies as sk
+from probe_helpers import stop_distance
+
+LEVEL = 0.9
+
+
+@njit(cache=True)
+def _level():
+    return LEVEL
+
+
+@njit(cache=True)
+def probe_step(st, p, ts, bar, f, out):
+    sk.emit(out, 1.0, _level(), bar[3], stop_distance(bar[3]), 0.0)
+'''
+PROBE_HELPERS = '''
+from numba import njit
+
+
+@njit(cache=True)
+def stop_distance(price):
+    return price * 0.01
+'''
+PROBE_DRIVER = '''
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import probe_strategy
+from cryptobot.config import load_config
+from cryptobot.data import read_csv
+from cryptobot.strategies import compute_signals, register_strategy
+register_strategy("probe", probe_strategy.probe_step, defaults={}, state_size=1, warmup=0)
+df = read_csv(sys.argv[2]).iloc[:200]
+seeds = ("atr_based", "mochipoy_alert", "multi_timeframe", "donchian_channel", "adx_trend_strength")
+sig = compute_signals(df, load_config(environ={}, overrides={f"strategies.{n}.enabled": False for n in seeds}))
+last = sig.iloc[-1]
+print(json.dumps({"confidence": float(last["probe_confidence"]),
+                  "stop_fraction": float(1.0 - last["stop_loss"] / df["close"].iloc[-1])}))
+'''
+
+
+def test_edited_constant_or_helper_of_a_custom_strategy_recompiles(tmp_path: Path) -> None:
+    """The compiled pipeline and numba's own cache must follow edits to a step's constants and helpers."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "probe_strategy.py").write_text(PROBE_MODULE)
+    (src / "probe_helpers.py").write_text(PROBE_HELPERS)
+    (tmp_path / "driver.py").write_text(PROBE_DRIVER)
+    env = {**os.environ, "CRYPTOBOT_PIPELINE_DIR": str(tmp_path / "pipelines")}
+    data = ROOT / "data/sample/bitbank_BTC-JPY_1h_2026-08_sample.csv.gz"
+
+    def run() -> dict[str, float]:
+        proc = subprocess.run([sys.executable, str(tmp_path / "driver.py"), str(src), str(data)], env=env,
+                              capture_output=True, text=True, timeout=600, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+    first = run()
+    assert first["confidence"] == pytest.approx(0.9)
+    assert first["stop_fraction"] == pytest.approx(0.01)
+    assert run() == first  # warm start from both caches: same numbers
+    (src / "probe_strategy.py").write_text(PROBE_MODULE.replace("LEVEL = 0.9", "LEVEL = 0.3"))
+    assert run()["confidence"] == pytest.approx(0.3)
+    (src / "probe_helpers.py").write_text(PROBE_HELPERS.replace("0.01", "0.02"))
+    after = run()
+    assert after["confidence"] == pytest.approx(0.3)
+    assert after["stop_fraction"] == pytest.approx(0.02)
+
+
+def test_signal_stepper_counts_bars_and_reports_ready() -> None:
+    df = read_csv(SHIPPED[0])
+    stepper = SignalStepper(CFG, timeframe="1h")
+    assert stepper.bars_seen == 0 and not stepper.ready
+    for i, (t, *bar) in enumerate(zip(timestamps_ms(df), *(df[c] for c in ("open", "high", "low", "close", "volume")),
+                                      strict=True)):
+        stepper.update(int(t), *bar)
+        assert stepper.bars_seen == i + 1
+        assert stepper.ready == (i + 1 > stepper.warmup)
+        if i > stepper.warmup + 2:
+            break

@@ -186,7 +186,7 @@ def step_section(df: pd.DataFrame, timeframe: str) -> None:
     fstep = FeatureStepper()
     t0 = time.perf_counter()
     for i in range(n_calls):
-        fstep.update(o[i], h[i], lo[i], c[i], v[i])
+        fstep.update_into(o[i], h[i], lo[i], c[i], v[i])
     per_feature_call = (time.perf_counter() - t0) / n_calls
     window = df.iloc[-500:]
     talib_500 = best_time(lambda: talib_features(window), 200)
