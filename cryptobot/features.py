@@ -94,7 +94,7 @@ class FeatureStepper:
 
     @property
     def bars_seen(self) -> int:
-        return int(self._state[0])
+        return int(self._state[nb.FS.bars])
 
     @property
     def ready(self) -> bool:

@@ -480,7 +480,7 @@ class SignalStepper:
     @property
     def bars_seen(self) -> int:
         """Bars fed so far (kept in the feature state, so it survives `get_state`/`set_state`)."""
-        return int(self._fst[0])
+        return int(self._fst[fk.FS.bars])
 
     @property
     def ready(self) -> bool:
