@@ -52,7 +52,8 @@ class Engine:
 
     def restore(self, saved: KernelStates) -> None:
         current = self.stepper.get_state()
-        self.stepper.set_state({**current, "feature_state": saved.features, "strategy_state": saved.strategies})
+        self.stepper.set_state({**current, "feature_state": saved.features, "strategy_state": saved.strategies,
+                                "last_timestamp": np.array(saved.ts, dtype=np.int64)})
         if saved.execution.shape != self.exec_state.shape:
             raise ValueError("saved execution state has the wrong size for this config")
         self.exec_state = saved.execution.copy()
