@@ -420,6 +420,11 @@ def check_spacing(ts: np.ndarray, timeframe: str, what: str = "the bars") -> Non
                          f"timeframe={spacing!r} or set data.timeframe: {spacing} in the config")
 
 
+def active_strategies(config: Config) -> list[str]:
+    """The registered strategies this config enables, in `registered()` order (what a run names as having run)."""
+    return [name for name, spec in _REGISTRY.items() if spec.enabled(config)]
+
+
 def signal_columns(names: tuple[str, ...]) -> list[str]:
     cols = ["action", "confidence", "stop_loss", "take_profit", "voters"]
     for n in names:
