@@ -1,19 +1,53 @@
-# cryptobot runtime image: the bot only (no research extra: no vectorbt, jupyter, optuna, scikit-learn).
-#   docker build -t cryptobot .
-#   docker run -v cryptobot-data:/data cryptobot paper
+# cryptobot images, two targets of one file:
+#   runtime (the default, last stage): the bot only — no research extra (no vectorbt, jupyter, optuna,
+#     scikit-learn).  docker build -t cryptobot . && docker run -v cryptobot-data:/data cryptobot paper
+#   research: the package with the research extra, for `python -m research …` (the compose `tune` workers).
+#     docker build --target research -t cryptobot-research .
 # BASE must provide python3 (3.11+) with venv; the default is the official slim image.
 ARG BASE=python:3.11-slim-bookworm
 
 FROM ${BASE} AS build
 WORKDIR /src
 COPY pyproject.toml constraints.txt ./
-# Runtime dependencies only, pinned by constraints.txt. An optional CA bundle (build secret `pip_cert`)
+# Runtime dependencies only, pinned by constraints.txt, wheels only (a pin without a wheel for this Python
+# fails at once instead of compiling or backtracking). An optional CA bundle (build secret `pip_cert`)
 # serves networks whose PyPI access goes through an intercepting proxy; without it pip uses its own.
 RUN --mount=type=secret,id=pip_cert,required=false \
     if [ -f /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi; \
     python3 -m venv /opt/venv \
     && python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > runtime.txt \
-    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -c constraints.txt -r runtime.txt
+    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --only-binary=:all: -c constraints.txt -r runtime.txt
+
+FROM build AS research-build
+# The research extra on top of the runtime venv, pinned and wheels only as above.
+RUN --mount=type=secret,id=pip_cert,required=false \
+    if [ -f /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi; \
+    python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['research']))" > research.txt \
+    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --only-binary=:all: -c constraints.txt -r research.txt
+
+FROM ${BASE} AS research
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/opt/cryptobot \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    CRYPTOBOT_NUMBA_CACHE_BASE=/work/.cache/numba \
+    CRYPTOBOT_PIPELINE_DIR=/work/.cache/pipelines \
+    HOME=/work
+RUN echo "cryptobot:x:10001:10001:cryptobot:/work:/usr/sbin/nologin" >> /etc/passwd \
+    && echo "cryptobot:x:10001:" >> /etc/group \
+    && mkdir -p /work && chown 10001:10001 /work
+COPY --from=research-build /opt/venv /opt/venv
+WORKDIR /opt/cryptobot
+COPY cryptobot ./cryptobot
+COPY research ./research
+COPY config ./config
+COPY data/sample ./data/sample
+USER 10001:10001
+# Runs (runs/optuna, bundles, reports) and the numba cache live in the working directory, a volume.
+WORKDIR /work
+VOLUME ["/work"]
+ENTRYPOINT ["python", "-m", "research"]
+CMD ["--help"]
 
 FROM ${BASE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
