@@ -36,6 +36,12 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN echo "cryptobot:x:10001:10001:cryptobot:/work:/usr/sbin/nologin" >> /etc/passwd \
     && echo "cryptobot:x:10001:" >> /etc/group \
     && mkdir -p /work && chown 10001:10001 /work
+# LightGBM and XGBoost load the system OpenMP runtime (their wheels do not bundle it). Unpinned on purpose:
+# the base release's current (security-updated) package, which a fixed version string would soon miss.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=research-build /opt/venv /opt/venv
 WORKDIR /opt/cryptobot
 COPY cryptobot ./cryptobot
