@@ -10,8 +10,8 @@ the install when nothing changed.
   test   set up, then run the whole test suite (fails when no test ran)
   check  set up, then ruff, mypy and the tests
   test-docker
-         set up, install Docker and debootstrap (Debian, as root), then build the runtime image from a
-         local Debian base and test it for real (tests/docker/); CI runs this after `test`
+         set up, install Docker and debootstrap (Debian, as root), then build the runtime and research
+         images from a local Debian base and test them for real (tests/docker/); CI runs this after `test`
   lock   re-resolve the newest allowed versions and rewrite constraints.txt
 """
 
@@ -130,6 +130,7 @@ def test_docker(extra_args: list[str]) -> int:
     ensure_venv("research,dev")
     ensure_apt_packages({"dockerd": "docker.io", "/usr/bin/docker": "docker.io", "debootstrap": "debootstrap",
                          "docker-compose": "docker-compose"})
+    ensure_postgres()  # the tune worker's container shares a study on a PostgreSQL server on loopback
     env = {**env_for_tools(), "CRYPTOBOT_DOCKER_TESTS": "1"}
     code = run([PY, "-m", "pytest", "tests/docker", *extra_args], env=env)
     if code == 5:
