@@ -69,6 +69,15 @@ def test_research_image_has_the_research_stack_and_runs_as_non_root(image: str) 
     assert out[1] == pinned["optuna"]
 
 
+def test_a_fresh_worker_compiles_nothing(image: str) -> None:
+    """The build ran a real trial: a new container's first trial loads every kernel from the image's cache."""
+    listing = "find /opt/cryptobot/numba-cache /opt/cryptobot/pipelines -type f | sort | md5sum"
+    trial = f"python -m research tune --data {DATA} --study warm --trials 1 --storage journal:/tmp/warm.journal"
+    out = docker("run", "--rm", "--network=host", "--entrypoint", "sh", image, "-c",
+                 f"{listing}; {trial} >/dev/null; {listing}").stdout.split("\n")
+    assert out[0] and out[0] == out[1], "the worker compiled kernels at run time"
+
+
 def _compose_tune_service() -> dict[str, Any]:
     result = compose_config("--profile", "tune", env={"CRYPTOBOT_TUNE_DB_PASSWORD": "unused"})
     assert result.returncode == 0, result.stderr
