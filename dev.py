@@ -147,13 +147,13 @@ def check(extra_args: list[str]) -> int:
     return test(extra_args) or code
 
 
-# Run in the lock venv (it has `packaging`): every installed distribution whose Requires-Python excludes
-# the given version, with the lower bound it needs.
+# Run in the lock venv (pip's own copy of `packaging` is always there): every installed distribution whose
+# Requires-Python excludes the given version, with the lower bound it needs.
 _NEEDS_NEWER_PYTHON = r"""
 import json, sys
 from importlib.metadata import distributions
-from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
+from pip._vendor.packaging.specifiers import SpecifierSet
+from pip._vendor.packaging.utils import canonicalize_name
 found = {}
 for dist in distributions():
     spec = SpecifierSet(dist.metadata.get("Requires-Python") or "")
