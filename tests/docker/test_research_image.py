@@ -40,6 +40,13 @@ def compose_config(*args: str, env: dict[str, str] | None = None) -> subprocess.
                           text=True, check=False, env={"PATH": "/usr/bin:/bin", **(env or {})})
 
 
+def test_plain_docker_build_gives_the_runtime_image() -> None:
+    """`docker build .` builds the last stage: it must stay the runtime, not the research image."""
+    stages = [line.split() for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("FROM ")]
+    assert stages[-1][-2:] == ["AS", "runtime"], stages
+    assert ["AS", "research"] in [s[-2:] for s in stages]
+
+
 def test_tune_profile_is_optional_and_validates() -> None:
     """`docker-compose up` starts the bot alone; PostgreSQL and the workers only with `--profile tune`.
 
