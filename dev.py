@@ -10,14 +10,15 @@ the install when nothing changed.
   test   set up, then run the whole test suite (fails when no test ran)
   check  set up, then ruff, mypy and the tests
   test-docker
-         set up, install Docker and debootstrap (Debian, as root), then build the runtime image from a
-         local Debian base and test it for real (tests/docker/); CI runs this after `test`
+         set up, install Docker and debootstrap (Debian, as root), then build the runtime and research
+         images from a local Debian base and test them for real (tests/docker/); CI runs this after `test`
   lock   re-resolve the newest allowed versions and rewrite constraints.txt
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -129,6 +130,7 @@ def test_docker(extra_args: list[str]) -> int:
     ensure_venv("research,dev")
     ensure_apt_packages({"dockerd": "docker.io", "/usr/bin/docker": "docker.io", "debootstrap": "debootstrap",
                          "docker-compose": "docker-compose"})
+    ensure_postgres()  # the tune worker's container shares a study on a PostgreSQL server on loopback
     env = {**env_for_tools(), "CRYPTOBOT_DOCKER_TESTS": "1"}
     code = run([PY, "-m", "pytest", "tests/docker", *extra_args], env=env)
     if code == 5:
@@ -145,6 +147,63 @@ def check(extra_args: list[str]) -> int:
     return test(extra_args) or code
 
 
+# Run in the lock venv (pip's own copy of `packaging` is always there): every installed distribution whose
+# Requires-Python excludes the given version, with the lower bound it needs.
+_NEEDS_NEWER_PYTHON = r"""
+import json, sys
+from importlib.metadata import distributions
+from pip._vendor.packaging.specifiers import SpecifierSet
+from pip._vendor.packaging.utils import canonicalize_name
+found = {}
+for dist in distributions():
+    spec = SpecifierSet(dist.metadata.get("Requires-Python") or "")
+    if sys.argv[1] not in spec:
+        floors = [s.version for s in spec if s.operator == ">="]
+        found[canonicalize_name(dist.metadata["Name"])] = floors[0] if len(floors) == 1 else str(spec)
+print(json.dumps(found))
+"""
+
+
+def oldest_python() -> str:
+    """The lowest Python the project accepts (`requires-python = ">=3.11"` → 3.11.0)."""
+    import tomllib
+
+    spec = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    version = spec.removeprefix(">=").strip()
+    return version + ".0" * (2 - version.count("."))
+
+
+def pin_for_oldest_python(spy: Path, scratch: Path, frozen: list[str]) -> list[str]:
+    """Keep the lock installable on every Python the project accepts, not only the one that resolved it.
+
+    Debian bookworm's python3 is 3.11.2; a pin whose release needs e.g. 3.11.5 (soupsieve 4.1) leaves pip
+    there with an impossible constraint, which older pips answer by backtracking for many minutes. Such a
+    package gets two pins split by an environment marker: the newest release for the oldest Python below
+    the bound, the frozen one above it.
+    """
+    floor = oldest_python()
+    out = subprocess.run([str(spy), "-c", _NEEDS_NEWER_PYTHON, floor], capture_output=True, text=True, check=True)
+    needs: dict[str, str] = json.loads(out.stdout)
+    pinned: list[str] = []
+    for line in frozen:
+        name = line.split("==")[0].lower().replace("_", "-").replace(".", "-")
+        if name not in needs:
+            pinned.append(line)
+            continue
+        bound = needs[name]
+        if not bound[:1].isdigit():
+            sys.exit(f"lock: {line} needs Python {bound}, which excludes {floor}: pin an older release of "
+                     f"{name} in pyproject.toml or raise requires-python")
+        report = subprocess.run(
+            [str(spy), "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed", "--no-deps",
+             "--only-binary=:all:", "--python-version", floor, "--target", str(scratch / "oldest"), "--report", "-",
+             f"{name}<{line.split('==')[1]}"], capture_output=True, text=True, check=True).stdout
+        older = json.loads(report)["install"][0]["metadata"]["version"]
+        pinned += [f'{name}=={older}; python_full_version < "{bound}"',
+                   f'{line}; python_full_version >= "{bound}"']
+    return pinned
+
+
 def lock() -> int:
     """Resolve fresh versions in a scratch venv and freeze them into constraints.txt."""
     scratch = ROOT / ".venv-lock"
@@ -158,6 +217,7 @@ def lock() -> int:
     frozen = subprocess.run(
         [str(spy), "-m", "pip", "freeze", "--exclude", "cryptobot"], capture_output=True, text=True, check=True
     ).stdout
+    frozen = "".join(f"{line}\n" for line in pin_for_oldest_python(spy, scratch, frozen.splitlines()))
     header = "# Pinned versions for reproducible installs. Regenerate with: python3 dev.py lock\n"
     CONSTRAINTS.write_text(header + frozen)
     shutil.rmtree(scratch, ignore_errors=True)

@@ -127,3 +127,24 @@ def test_unwritable_numba_cache_fails(tmp_path: Path) -> None:
 def test_cold_numba_cache_warns(tmp_path: Path) -> None:
     _, checks, _ = doctor("--offline", env={"NUMBA_CACHE_DIR": str(tmp_path / "empty-cache")})
     assert checks["numba cache"]["status"] == "warn" and "cryptobot.warmup" in checks["numba cache"]["detail"]
+
+
+def test_unwritable_state_dir_fails(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    code, checks, _ = doctor("--offline", "--state-dir", str(blocker / "state"))
+    assert code == 2 and checks["state dir"]["status"] == "fail" and "not writable" in checks["state dir"]["detail"]
+
+
+def test_plain_output_is_one_line_per_check_with_what_to_do(tmp_path: Path) -> None:
+    """Without --json: `STATUS  NAME  detail — what to do`, one line per check, and the exit code."""
+    result = subprocess.run([sys.executable, "-m", "cryptobot", "doctor", "--offline", "--mode", "live",
+                             "--state-dir", str(tmp_path / "state")], cwd=ROOT, capture_output=True, text=True,
+                            check=False, timeout=300,
+                            env={k: v for k, v in os.environ.items() if not k.startswith("CRYPTOBOT__")})
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = {line.split()[1]: line for line in result.stdout.splitlines()}
+    assert set(lines) == {"config", "secrets", "model", "data", "numba", "state", "disk"}, result.stdout
+    assert lines["secrets"].startswith("fail") and "CRYPTOBOT__EXCHANGE__API_KEY" in lines["secrets"]
+    assert "export them" in lines["secrets"]
+    assert all(line.split()[0] in {"ok", "warn", "fail"} for line in lines.values())
