@@ -23,7 +23,6 @@ import time
 import uuid
 from collections.abc import Callable
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Any
 
 import numpy as np
 
@@ -73,6 +72,7 @@ class LiveBroker:
         if hook is not None:
             self.units.hook = self._send_hook
         self.protected = True  # every open position has its stop on the exchange (last known)
+        self._seen: set[str] = set()  # foreign orders/trades already recorded and alerted
 
     # ---------------------------------------------------------------- ids and fault injection
     def _new_id(self) -> str:
@@ -86,7 +86,7 @@ class LiveBroker:
         assert self._hook is not None
         number = list(self.units.intents).index(intent.intent_id)
         self._hook(where, number)
-        if where == "after_send" and intent.role == "entry":
+        if where == "before_send" and intent.role == "stop":
             self._hook("before_stop", number)
 
     # ---------------------------------------------------------------- positions
@@ -169,24 +169,18 @@ class LiveBroker:
     def _alert_event(self, e: UnitEvent) -> None:
         self.alert(e.level, e.key, e.message)
 
-    def check_position(self, st: np.ndarray, close: float, seq: int, full: bool) -> list[Difference]:
-        """After the kernel's step: the exchange's position wins over the kernel's; `full` also checks the
-        active orders and recent trades for anything the unit book does not know."""
-        size, avg = self.exchange_position()
-        out: list[Difference] = []
+    def take_exchange_position(self, st: np.ndarray, size: float, avg: float, close: float,
+                               seq: int) -> list[Difference]:
+        """After the kernel's step: the exchange's position (read before the step) wins over the kernel's."""
         old = float(st[ex.S_POS])
-        if abs(size - old) > EPS:
-            out.append(("position", json.dumps({"kernel": old, "exchange": size, "exchange_avg_price": avg})))
-            self._take_position(st, size, avg, close, seq)
-            self.alert("warning", f"position:{seq}", f"position differs from the exchange at bar {seq}: state {old:+g}, "
-                                                     f"exchange {size:+g}; the exchange's is taken")
-            if abs(size - self._tracked()) > EPS:
-                self._adopt(st, size, avg, seq)
-        if full:
-            out += self._foreign()
-        for kind, detail in out[1 if out and out[0][0] == "position" else 0:]:
-            self.alert("warning", f"{kind}:{detail}", f"reconcile: {kind} {detail}")
-        return out
+        if abs(size - old) <= EPS:
+            return []
+        self._take_position(st, size, avg, close, seq)
+        self.alert("warning", f"position:{seq}", f"position differs from the exchange at bar {seq}: state {old:+g}, "
+                                                 f"exchange {size:+g}; the exchange's is taken")
+        if abs(size - self._tracked()) > EPS:
+            self._adopt(st, size, avg, seq)
+        return [("position", json.dumps({"kernel": old, "exchange": size, "exchange_avg_price": avg}))]
 
     def _take_position(self, st: np.ndarray, size: float, avg: float, close: float, seq: int) -> None:
         old = float(st[ex.S_POS])
@@ -206,8 +200,8 @@ class LiveBroker:
             st[ex.S_SL] = float(stop) if stop is not None else math.nan
             st[ex.S_TP] = math.nan
 
-    def _foreign(self) -> list[Difference]:
-        """Active orders and recent trades that belong to no intent of this bot."""
+    def foreign(self) -> list[Difference]:
+        """Active orders and recent trades that belong to no intent of this bot (recorded and alerted once)."""
         ours = {i.order_id for i in self.units.intents.values() if i.order_id is not None}
         out: list[Difference] = []
         for o in self.client.active_orders(self.pair).get("orders", []):
@@ -217,19 +211,23 @@ class LiveBroker:
         for t in self.client.trade_history(self.pair, count=100).get("trades", []):
             if t["order_id"] not in ours:
                 out.append(("unknown_trade", json.dumps({"trade_id": t["trade_id"], "order_id": t["order_id"]})))
+        out = [d for d in out if d[1] not in self._seen]
+        for kind, detail in out:
+            self._seen.add(detail)
+            self.alert("warning", f"{kind}:{detail}", f"reconcile: {kind} not placed by this bot: {detail}")
         return out
 
     # ---------------------------------------------------------------- acting on a committed bar
     def act(self, rec: BarRecord, st: np.ndarray) -> list[str]:
         """Send the bar's orders (idempotent per bar); returns the reasons of orders not sent."""
         skipped: list[str] = []
-        for kind, side, amount, price, reason in rec.orders:
+        for kind, side, amount, _price, reason in rec.orders:
             prefix = f"{rec.seq}.{kind}."
             mine = [i for i in self.units.intents.values() if i.intent_id.startswith(prefix)]
             unit_id = f"{prefix}0"
             if kind == "entry" and unit_id in self.units.units:
                 unit = self.units.units[unit_id]
-                mine = [i for i in self.units.unit_intents(unit, "entry")]
+                mine = self.units.unit_intents(unit, "entry")
             if mine:
                 for intent in mine:
                     if intent.status in ("new", "not_placed") and self._unit_open(intent.unit_id):
@@ -299,6 +297,3 @@ def make_client(cfg: Config) -> BitbankMarginClient:
     return BitbankMarginClient(key.get_secret_value(), secret.get_secret_value(), private_url=cfg.live.private_url,
                                public_url=cfg.live.public_url, timeout_seconds=cfg.live.fetch_timeout_seconds)
 
-
-def describe(value: Any) -> str:
-    return json.dumps(value, default=str)

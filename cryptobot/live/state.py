@@ -286,6 +286,18 @@ class StateStore:
         rows = self.db.execute(f"SELECT {', '.join(cols)} FROM bars ORDER BY seq").fetchall()
         return pd.DataFrame(rows, columns=cols)
 
+    def last_record(self) -> BarRecord | None:
+        """The last committed bar with the orders it decided (what a restart must still act on)."""
+        row = self.db.execute("SELECT seq, ts, open, high, low, close, volume FROM bars ORDER BY seq DESC LIMIT 1"
+                              ).fetchone()
+        if row is None:
+            return None
+        orders = self.db.execute("SELECT kind, side, amount, price, reason FROM orders WHERE seq = ? ORDER BY id",
+                                 (row[0],)).fetchall()
+        return BarRecord(int(row[0]), int(row[1]), tuple(row[2:7]), False,
+                         orders=tuple((k, int(s), float(a), float("nan") if p is None else float(p), r)
+                                      for k, s, a, p, r in orders))
+
     def last_orders(self) -> list[dict[str, Any]]:
         """Orders decided at the last processed close: open until the next bar fills or drops them."""
         rows = self.db.execute(
