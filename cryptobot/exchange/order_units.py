@@ -444,6 +444,9 @@ class OrderUnits:
             self._close(unit, unit.reason or why)
             return [UnitEvent("info", f"closed:{unit.unit_id}", f"unit {unit.unit_id} closed by {unit.reason}")]
         held = positions.get(unit.position_side, Decimal(0))
+        if held < remaining:  # the positions were read before these orders: a fill in between is not a loss
+            positions.update(self._exchange_positions())
+            held = positions.get(unit.position_side, Decimal(0))
         if held <= 0:
             self._cancel_active(unit, orders)
             self._close(unit, "position gone")
