@@ -73,6 +73,7 @@ class LiveBroker:
             self.units.hook = self._send_hook
         self.protected = True  # every open position has its stop on the exchange (last known)
         self._seen: set[str] = set()  # foreign orders/trades already recorded and alerted
+        self.bar_seq = -1  # the last committed bar: its number names the crash points of the sends it causes
 
     # ---------------------------------------------------------------- ids and fault injection
     def _new_id(self) -> str:
@@ -82,12 +83,11 @@ class LiveBroker:
         return f"{self._tag}.{self._count - 1}"
 
     def _send_hook(self, where: str, intent: OrderIntent) -> None:
-        """Crash points around every send, numbered by the intent's position in the (deterministic) book."""
+        """Crash points around every send, numbered by the last committed bar (the one that caused it)."""
         assert self._hook is not None
-        number = list(self.units.intents).index(intent.intent_id)
-        self._hook(where, number)
         if where == "before_send" and intent.role == "stop":
-            self._hook("before_stop", number)
+            self._hook("before_stop", self.bar_seq)
+        self._hook(where, self.bar_seq)
 
     # ---------------------------------------------------------------- positions
     def exchange_position(self) -> tuple[float, float]:
@@ -116,6 +116,7 @@ class LiveBroker:
     def start(self, st: np.ndarray, last: BarRecord | None, acted: bool, adopt: bool, seq: int | None) -> None:
         """Resolve unknown submissions, finish acting on the last committed bar, then compare the exchange's
         position with what the unit book accounts for: a difference refuses the start unless `adopt`."""
+        self.bar_seq = last.seq if last is not None else -1
         for e in self.units.resolve():
             self._alert_event(e)
         if last is not None and not acted:

@@ -48,7 +48,7 @@ LOCK_NAME = "cryptobot.lock"
 LOG_NAME = "live.log"
 CRASH_ENV = "CRYPTOBOT_LIVE_CRASH_AT"  # fault injection for the crash tests: "SEQ:POINT"
 CRASH_POINTS = ("between", "in_tx", "before_commit", "after_commit")  # SEQ = the bar's sequence number
-ORDER_CRASH_POINTS = ("before_send", "after_send", "before_stop")  # SEQ = the order intent's number (live)
+ORDER_CRASH_POINTS = ("before_send", "after_send", "before_stop")  # live; SEQ = the bar that caused the send
 CONTROL_POLL_SECONDS = 0.2  # how soon a running bot sees halt/resume
 EXIT_OK, EXIT_REFUSED, EXIT_LOCKED, EXIT_MODEL = 0, 2, 3, 4
 
@@ -482,6 +482,7 @@ class Bot:
                 engine.restore(saved)
             raise
         self._switches = switches
+        broker.bar_seq = rec.seq
         broker.act(rec, engine.exec_state)
         store.set_control("acted_seq", str(rec.seq))
         self._daily(rec)
