@@ -484,6 +484,7 @@ class Bot:
         self._switches = switches
         broker.bar_seq = rec.seq
         broker.act(rec, engine.exec_state)
+        self._publish(now_ms, exchange_ok=True)  # /health reflects this bar before it counts as acted on
         store.set_control("acted_seq", str(rec.seq))
         self._daily(rec)
         _emit(self.log, logging.INFO, "bar", seq=rec.seq, bar=_iso(rec.ts), close=rec.ohlcv[3], action=rec.action,
