@@ -106,10 +106,11 @@ class LiveBroker:
         t = self.units.tracked_positions()
         return float(t["long"] - t["short"])
 
-    def _active_stop(self, side: str) -> Decimal | None:
+    def _active_stop(self, side: str) -> tuple[Decimal, int] | None:
+        """(trigger price, order id) of an active stop order protecting `side` on the exchange."""
         for o in self.client.active_orders(self.pair).get("orders", []):
             if o.get("type") == "stop" and o.get("position_side") == side and o.get("status") in ACTIVE_STATUSES:
-                return Decimal(o["trigger_price"])
+                return Decimal(o["trigger_price"]), int(o["order_id"])
         return None
 
     # ---------------------------------------------------------------- start = recovery
@@ -142,7 +143,8 @@ class LiveBroker:
         if abs(size) <= EPS:
             return
         side = "long" if size > 0 else "short"
-        stop = self._active_stop(side)
+        found = self._active_stop(side)
+        stop, stop_order_id = found if found is not None else (None, None)
         if stop is None and math.isfinite(st[ex.S_SL]) and st[ex.S_POS] * size > 0:
             stop = _tick_round(st[ex.S_SL], up=size < 0)
         if stop is None:
@@ -150,14 +152,16 @@ class LiveBroker:
                                "state knows no stop level; place a stop on bitbank (or close the position) first")
         tp = st[ex.S_TP] if st[ex.S_POS] * size > 0 and math.isfinite(st[ex.S_TP]) else None
         self.units.adopt(side, _amount(abs(size)), stop, None if tp is None else _tick_round(tp, up=size > 0),
-                         unit_id=f"adopted.{seq}.{int(time.time() * 1000)}")
+                         unit_id=f"adopted.{seq}.{int(time.time() * 1000)}", stop_order_id=stop_order_id)
 
     # ---------------------------------------------------------------- every bar / poll
     def sync(self) -> None:
         """The unit book's per-bar work (protect fills, cancel siblings and orphans), alerted."""
-        for e in self.units.sync():
+        events = self.units.sync()
+        for e in events:
             self._alert_event(e)
-        self.protected = not any(u.state == "open" and not self._stop_placed(u.unit_id) for u in self.units.open_units())
+        self.protected = not any(e.key.startswith("unprotected:") for e in events) and not any(
+            u.state == "open" and not self._stop_placed(u.unit_id) for u in self.units.open_units())
 
     def _stop_placed(self, unit_id: str) -> bool:
         unit = self.units.units[unit_id]
@@ -197,8 +201,8 @@ class LiveBroker:
             st[ex.S_ENTRY_BAR] = seq
             st[ex.S_ENTRY_FEE] = 0.0
             st[ex.S_INTEREST] = 0.0
-            stop = self._active_stop("long" if size > 0 else "short")
-            st[ex.S_SL] = float(stop) if stop is not None else math.nan
+            found = self._active_stop("long" if size > 0 else "short")
+            st[ex.S_SL] = float(found[0]) if found is not None else math.nan
             st[ex.S_TP] = math.nan
 
     def foreign(self) -> list[Difference]:

@@ -396,13 +396,18 @@ class OrderUnits:
         return self._submit(intent)
 
     def adopt(self, position_side: str, amount: Decimal, stop_price: Decimal,
-              take_profit_price: Decimal | None, unit_id: str) -> OrderUnit:
-        """Track a position found on the exchange (the operator's `--adopt`): `sync()` protects it."""
+              take_profit_price: Decimal | None, unit_id: str, stop_order_id: int | None = None) -> OrderUnit:
+        """Track a position found on the exchange (the operator's `--adopt`): `sync()` protects it, keeping
+        the exchange's stop order `stop_order_id` as the unit's stop when there is one."""
         unit = OrderUnit(unit_id, self.pair, position_side, amount, self.client.round_price(self.pair, stop_price),
                          None if take_profit_price is None else self.client.round_price(self.pair, take_profit_price),
                          state="open", adopted_amount=amount)
         self.units[unit.unit_id] = unit
         self.store.save_unit(unit)
+        if stop_order_id is not None:
+            intent = self._intent(unit, "stop", CLOSE_SIDE[position_side], "stop", amount, trigger_price=unit.stop_price)
+            intent.status, intent.order_id = "placed", int(stop_order_id)
+            self.store.save_intent(intent)
         return unit
 
     def _orders_of(self, unit: OrderUnit) -> dict[str, dict[str, Any]]:
