@@ -19,7 +19,7 @@ from cryptobot.config import load_config
 from cryptobot.live.state import StateStore
 from research.backtest import run as backtest
 from tests.fakes.bitbank_server import FakeBitbankServer
-from tests.fakes.live_harness import H, KEY, SECRET, TRADING, LiveRun, expected_fills, fill_order, slice_frame
+from tests.fakes.live_harness import KEY, SECRET, TRADING, H, LiveRun, expected_fills, fill_order, slice_frame
 
 START, COUNT = 1225, 150  # a 1h window of the 2018 file that starts flat and holds signal, stop and TP exits
 

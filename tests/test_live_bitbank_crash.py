@@ -20,7 +20,7 @@ import pytest
 
 from cryptobot.live.loop import CRASH_POINTS, ORDER_CRASH_POINTS
 from tests.fakes.bitbank_server import FakeBitbankServer
-from tests.fakes.live_harness import H, KEY, SECRET, LiveRun, expected_fills, fill_order, slice_frame
+from tests.fakes.live_harness import KEY, SECRET, H, LiveRun, expected_fills, fill_order, slice_frame
 from tests.test_live_bitbank import reference
 
 START, COUNT = 1225, 80

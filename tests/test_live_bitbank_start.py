@@ -19,7 +19,7 @@ import pytest
 
 from cryptobot.live.state import StateStore
 from tests.fakes.bitbank_server import FakeBitbankServer
-from tests.fakes.live_harness import H, KEY, ROOT, SECRET, TF, LiveRun, slice_frame, wait_until
+from tests.fakes.live_harness import KEY, ROOT, SECRET, TF, H, LiveRun, slice_frame, wait_until
 
 START = 1225
 
