@@ -201,6 +201,7 @@ class Bot:
         self.live_broker: LiveBroker | None = None
         self.notifier: Notifier | None = None
         self._switches: list[str] = []  # the live kill switches tripped at the last bar
+        self._alerted_switches: set[str] = set()  # every switch (live and kernel) on at the last bar
         self._exchange_down: str | None = None  # the open "exchange not answering" incident
         self._day: str | None = None
 
@@ -331,6 +332,8 @@ class Bot:
             client = make_client(self.cfg)
             broker = self.live_broker = LiveBroker(self.cfg, store, client, self._alert, hook)
             control = store.control()
+            self._switches = json.loads(control.get("live_switches") or "[]")  # tripped before the restart
+            self._alerted_switches = {name.split(":")[0] for name in self._switches}
             last = store.last_record()
             acted = last is None or int(control.get("acted_seq") or -1) >= last.seq
             broker.start(engine.exec_state, last, acted, self.adopt, engine.seq - 1 if engine.seq else None)
@@ -467,7 +470,6 @@ class Bot:
         foreign = broker.foreign() if full else []
         now_ms = self.bars.exchange_ms if self.bars is not None and self.bars.exchange_ms else int(time.time() * 1000)
         switches = broker.anomalies(bar[0], engine.bar_ms, now_ms)
-        self._switch_alerts(switches)
         try:
             rec = engine.step(bar, halted=control.get("manual_halt") == "1" or bool(switches))
             if switches:
@@ -481,6 +483,11 @@ class Bot:
             if saved is not None:
                 engine.restore(saved)
             raise
+        st = engine.exec_state
+        kernel = [name for name, on in (("drawdown_halt", st[ex.S_HALTED] > 0.0),
+                                        ("daily_loss_limit", st[ex.S_DAY_HALT] > 0.0),
+                                        ("loss_pause", rec.ts + engine.bar_ms < st[ex.S_PAUSE_UNTIL])) if on]
+        self._switch_alerts(switches + kernel)
         self._switches = switches
         broker.bar_seq = rec.seq
         broker.act(rec, engine.exec_state)
@@ -492,14 +499,16 @@ class Bot:
               differences=len(diffs))
 
     def _switch_alerts(self, switches: list[str]) -> None:
-        """One warning when a kill switch trips, one info when it clears."""
-        before = {s.split(":")[0] for s in self._switches}
+        """One alert when a kill switch trips (critical for the drawdown halt), one info when it clears."""
+        before = self._alerted_switches
         now = {s.split(":")[0] for s in switches}
         for name in sorted(now - before):
-            self._alert("warning", f"switch:{name}", f"kill switch {name} tripped ({next(s for s in switches if s.startswith(name))}); "
-                                                      "new decisions are skipped, stops stay")
+            detail = next(s for s in switches if s.startswith(name))
+            self._alert("critical" if name == "drawdown_halt" else "warning", f"switch:{name}",
+                        f"kill switch {name} tripped ({detail}); new decisions are skipped, stops stay")
         for name in sorted(before - now):
             self._alert("info", f"switch_clear:{name}", f"kill switch {name} cleared; trading resumes")
+        self._alerted_switches = now
 
     def _daily(self, rec: BarRecord) -> None:
         """The daily summary at the first bar of a new UTC day."""
