@@ -81,7 +81,8 @@ def _status(store: StateStore, state_dir: Path) -> dict[str, Any]:
         "running": pid is not None, "pid": pid, "bars": store.bar_count(),
         "trades": len(trades), "fingerprint": store.fingerprint(),
         "kill_switches": {"manual_halt": control.get("manual_halt") == "1",
-                          "model_unverified": control.get("model_error") or None},
+                          "model_unverified": control.get("model_error") or None,
+                          "exchange": json.loads(control.get("live_switches") or "[]") or None},
     }
     if saved is None:
         return {**out, "last_bar": None, "position": None, "open_orders": [], "equity": None}
