@@ -294,7 +294,16 @@ class LiveBroker:
 
 
 def make_client(cfg: Config) -> BitbankMarginClient:
-    """The bitbank client from the config; keys come only from the environment (refused when missing)."""
+    """The bitbank client from the config; keys come only from the environment (refused when missing).
+
+    Refused too: settings whose paper fills the exchange cannot reproduce (a post-only entry at the close,
+    a reversal that opens while the old position is still being closed)."""
+    if cfg.costs.order_type != "market":
+        raise StartRefused(f"costs.order_type={cfg.costs.order_type!r}: live sends market entries only; set it to "
+                           "market (and backtest with it)")
+    if cfg.execution.reverse_on_opposite:
+        raise StartRefused("execution.reverse_on_opposite=true: live holds one unit at a time and cannot open the "
+                           "opposite side in the bar its close is sent; set it to false (and backtest with it)")
     key, secret = cfg.exchange.api_key, cfg.exchange.api_secret
     if key is None or secret is None or not key.get_secret_value() or not secret.get_secret_value():
         raise StartRefused("live trading needs the API keys in the environment: CRYPTOBOT__EXCHANGE__API_KEY and "

@@ -445,12 +445,13 @@ class Bot:
         if bar[0] <= warm_until:
             rec = engine.warm(bar)
         else:
+            reads = self._exchange_reads(bar) if self.live_broker is not None else None  # may raise: retried
             if int(control.get("resume_seq") or 0) > int(control.get("resume_applied") or 0):
                 engine.resume()
                 updates.append(("resume_applied", control["resume_seq"]))
                 control["resume_applied"] = control["resume_seq"]
-            if self.live_broker is not None:
-                self._process_live(bar, control, updates)
+            if reads is not None:
+                self._process_live(bar, control, updates, reads)
                 return
             rec = engine.step(bar, halted=control.get("manual_halt") == "1")
         store.write_bar(rec, engine.states(), updates)
@@ -459,17 +460,25 @@ class Bot:
               confidence=rec.confidence, ml_p=rec.ml_p, verdict=rec.verdict, position=rec.position, equity=rec.equity)
 
 
-    def _process_live(self, bar: Bar, control: dict[str, str], updates: list[tuple[str, str]]) -> None:
-        """A live bar: exchange reads first (sync, position, switches), then the kernel step, the exchange's
-        position over the kernel's, one commit, and only then the orders."""
-        engine, store, broker = self.engine, self.store, self.live_broker
-        assert engine is not None and store is not None and broker is not None
+    def _exchange_reads(self, bar: Bar) -> tuple[float, float, list[tuple[str, str]], list[str], int]:
+        """Everything a live bar needs from the exchange, before anything changes in memory: the unit book's
+        sync, the position (size, average price), foreign orders/trades (every N bars), the kill switches."""
+        engine, broker = self.engine, self.live_broker
+        assert engine is not None and broker is not None
         broker.sync()
         size, avg = broker.exchange_position()
         full = engine.seq % self.cfg.live.reconcile_every_bars == 0
         foreign = broker.foreign() if full else []
         now_ms = self.bars.exchange_ms if self.bars is not None and self.bars.exchange_ms else int(time.time() * 1000)
-        switches = broker.anomalies(bar[0], engine.bar_ms, now_ms)
+        return size, avg, foreign, broker.anomalies(bar[0], engine.bar_ms, now_ms), now_ms
+
+    def _process_live(self, bar: Bar, control: dict[str, str], updates: list[tuple[str, str]],
+                      reads: tuple[float, float, list[tuple[str, str]], list[str], int]) -> None:
+        """A live bar after its exchange reads: the kernel step, the exchange's position over the kernel's,
+        one commit, and only then the orders."""
+        engine, store, broker = self.engine, self.store, self.live_broker
+        assert engine is not None and store is not None and broker is not None
+        size, avg, foreign, switches, now_ms = reads
         try:
             rec = engine.step(bar, halted=control.get("manual_halt") == "1" or bool(switches))
             if switches:
