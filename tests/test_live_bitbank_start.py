@@ -53,6 +53,11 @@ def test_refusals_then_adopt_then_health_reasons(server: FakeBitbankServer, tmp_
     run = LiveRun(server, tmp_path, slice_frame(START, 10))
     out = run_live(run, keys=False)
     assert out.returncode == 2 and "CRYPTOBOT__EXCHANGE__API_KEY" in out.stderr
+    for setting, name in (("execution.reverse_on_opposite=true", "reverse_on_opposite"),
+                          ("costs.order_type=post_only", "order_type")):
+        out = run_live(run, "--set", setting)
+        assert out.returncode == 2 and name in out.stderr, out.stderr
+    assert not (run.state / "cryptobot.sqlite").exists()  # refused before the state was touched
     out = run_live(run, "--set", "ml.enabled=true", "--set", f"ml.bundle_dir={tmp_path / 'no-bundle'}")
     assert out.returncode == 4 and "model_unverified" in out.stderr
     assert not server.bank.created

@@ -139,7 +139,7 @@ class LiveBroker:
     def _adopt(self, st: np.ndarray, size: float, avg: float, seq: int | None) -> None:
         """The unit book takes the exchange's position; its stop is the exchange's active one or the kernel's."""
         for unit in self.units.open_units():
-            self.units._close(unit, "replaced by the exchange's position (--adopt)")
+            self.units.forget(unit, "replaced by the exchange's position")
         if abs(size) <= EPS:
             return
         side = "long" if size > 0 else "short"
@@ -184,7 +184,11 @@ class LiveBroker:
         self.alert("warning", f"position:{seq}", f"position differs from the exchange at bar {seq}: state {old:+g}, "
                                                  f"exchange {size:+g}; the exchange's is taken")
         if abs(size - self._tracked()) > EPS:
-            self._adopt(st, size, avg, seq)
+            try:
+                self._adopt(st, size, avg, seq)
+            except StartRefused as exc:  # a position nobody protects: /health says so until a stop exists
+                self.protected = False
+                self.alert("critical", f"unprotected:exchange:{seq}", f"untracked exchange position: {exc}")
         return [("position", json.dumps({"kernel": old, "exchange": size, "exchange_avg_price": avg}))]
 
     def _take_position(self, st: np.ndarray, size: float, avg: float, close: float, seq: int) -> None:

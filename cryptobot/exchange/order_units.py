@@ -395,6 +395,10 @@ class OrderUnits:
             raise ValueError(f"intent {intent.intent_id} is {intent.status}: it must not be sent again")
         return self._submit(intent)
 
+    def forget(self, unit: OrderUnit, reason: str) -> None:
+        """Stop tracking a unit without touching the exchange (its position was taken over by an adoption)."""
+        self._close(unit, reason)
+
     def adopt(self, position_side: str, amount: Decimal, stop_price: Decimal,
               take_profit_price: Decimal | None, unit_id: str, stop_order_id: int | None = None) -> OrderUnit:
         """Track a position found on the exchange (the operator's `--adopt`): `sync()` protects it, keeping

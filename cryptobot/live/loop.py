@@ -42,6 +42,7 @@ from cryptobot.notify import Notifier
 
 if TYPE_CHECKING:
     from cryptobot.exchange.bitbank_broker import LiveBroker
+    from cryptobot.exchange.bitbank_margin import BitbankMarginClient
     from cryptobot.exchange.public import ClosedBars
 
 LOCK_NAME = "cryptobot.lock"
@@ -199,6 +200,7 @@ class Bot:
         self._mode = "paper"
         self.live, self.adopt = live, adopt
         self.live_broker: LiveBroker | None = None
+        self._client: BitbankMarginClient | None = None
         self.notifier: Notifier | None = None
         self._switches: list[str] = []  # the live kill switches tripped at the last bar
         self._alerted_switches: set[str] = set()  # every switch (live and kernel) on at the last bar
@@ -277,6 +279,15 @@ class Bot:
             _emit(log, logging.ERROR, "bad_input", error=str(exc))
             return EXIT_REFUSED
         timeframe = replay.timeframe if replay else cfg.data.timeframe
+        if self.live:  # keys and live-only settings are checked before the state is touched
+            from cryptobot.exchange.bitbank_broker import StartRefused, make_client
+
+            try:
+                self._client = make_client(cfg)
+            except StartRefused as exc:
+                _emit(log, logging.ERROR, "live_refused", error=str(exc))
+                print(exc, file=sys.stderr)
+                return EXIT_REFUSED
         store = self.store = StateStore(self.state_dir)
         try:
             bundle = self._bundle()
@@ -322,14 +333,13 @@ class Bot:
 
     def _start_live(self, hook: Any) -> int | None:
         """Keys, client, notifier, then the broker's recovery (start = recovery); an exit code when refused."""
-        from cryptobot.exchange.bitbank_broker import LiveBroker, StartRefused, make_client
+        from cryptobot.exchange.bitbank_broker import LiveBroker, StartRefused
         from cryptobot.exchange.bitbank_margin import BitbankError
 
-        engine, store = self.engine, self.store
-        assert engine is not None and store is not None
+        engine, store, client = self.engine, self.store, self._client
+        assert engine is not None and store is not None and client is not None
         self.notifier = Notifier.from_config(self.cfg)
         try:
-            client = make_client(self.cfg)
             broker = self.live_broker = LiveBroker(self.cfg, store, client, self._alert, hook)
             control = store.control()
             self._switches = json.loads(control.get("live_switches") or "[]")  # tripped before the restart
