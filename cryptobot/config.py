@@ -334,6 +334,11 @@ class LiveConfig(_Section):
     )
     log_max_bytes: Annotated[int, Field(ge=10_000)] = Field(10_000_000, description="rotate live.log at this size")
     log_backups: Annotated[int, Field(ge=1)] = Field(5, description="rotated live.log files kept")
+    reconcile_every_bars: PositiveInt = Field(
+        4, description="live: full reconcile (positions, active orders, recent trades) every this many bars"
+    )
+    private_url: str = Field("https://api.bitbank.cc/v1", description="live: bitbank private REST API, incl. /v1")
+    public_url: str = Field("https://public.bitbank.cc", description="live: bitbank public REST API (ticker)")
 
 
 class HealthConfig(_Section):

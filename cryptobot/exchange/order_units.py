@@ -94,6 +94,7 @@ class OrderUnit:
     state: str = "opening"
     reason: str | None = None
     intent_ids: list[str] = field(default_factory=list)
+    adopted_amount: Decimal = Decimal(0)  # a position found on the exchange and adopted (`--adopt`), no entry order
 
 
 @dataclass(frozen=True)
@@ -114,16 +115,24 @@ class OrderStore(Protocol):
     def load_units(self) -> list[OrderUnit]: ...
 
 
-def _to_json(obj: OrderIntent | OrderUnit) -> str:
+def to_json(obj: OrderIntent | OrderUnit) -> str:
     return json.dumps({k: (str(v) if isinstance(v, Decimal) else v) for k, v in asdict(obj).items()})
 
 
-_DECIMAL_FIELDS = {"amount", "price", "trigger_price", "stop_price", "take_profit_price"}
+_DECIMAL_FIELDS = {"amount", "price", "trigger_price", "stop_price", "take_profit_price", "adopted_amount"}
 
 
 def _from_json(text: str) -> dict[str, Any]:
     data = json.loads(text)
     return {k: (Decimal(v) if k in _DECIMAL_FIELDS and v is not None else v) for k, v in data.items()}
+
+
+def intent_from_json(text: str) -> OrderIntent:
+    return OrderIntent(**_from_json(text))
+
+
+def unit_from_json(text: str) -> OrderUnit:
+    return OrderUnit(**_from_json(text))
 
 
 class SQLiteOrderStore:
@@ -139,19 +148,19 @@ class SQLiteOrderStore:
 
     def save_intent(self, intent: OrderIntent) -> None:
         with self._db:
-            self._db.execute("INSERT OR REPLACE INTO order_intents VALUES (?, ?)", (intent.intent_id, _to_json(intent)))
+            self._db.execute("INSERT OR REPLACE INTO order_intents VALUES (?, ?)", (intent.intent_id, to_json(intent)))
 
     def load_intents(self) -> list[OrderIntent]:
         rows = self._db.execute("SELECT data FROM order_intents ORDER BY rowid").fetchall()
-        return [OrderIntent(**_from_json(r[0])) for r in rows]
+        return [intent_from_json(r[0]) for r in rows]
 
     def save_unit(self, unit: OrderUnit) -> None:
         with self._db:
-            self._db.execute("INSERT OR REPLACE INTO order_units VALUES (?, ?)", (unit.unit_id, _to_json(unit)))
+            self._db.execute("INSERT OR REPLACE INTO order_units VALUES (?, ?)", (unit.unit_id, to_json(unit)))
 
     def load_units(self) -> list[OrderUnit]:
         rows = self._db.execute("SELECT data FROM order_units ORDER BY rowid").fetchall()
-        return [OrderUnit(**_from_json(r[0])) for r in rows]
+        return [unit_from_json(r[0]) for r in rows]
 
     def close(self) -> None:
         self._db.close()
@@ -181,6 +190,7 @@ class OrderUnits:
         self._clock_ms = clock_ms or wall_ms
         self._sleep = sleep
         self._new_id = new_id
+        self.hook: Callable[[str, OrderIntent], None] | None = None  # crash tests: called around each send
         self.units = {u.unit_id: u for u in store.load_units()}
         self.intents = {i.intent_id: i for i in store.load_intents()}
 
@@ -191,6 +201,16 @@ class OrderUnits:
     def unit_intents(self, unit: OrderUnit, role: str | None = None) -> list[OrderIntent]:
         found = [self.intents[i] for i in unit.intent_ids if i in self.intents]
         return [i for i in found if role is None or i.role == role]
+
+    def tracked_positions(self) -> dict[str, Decimal]:
+        """What the unit book accounts for per side: filled entries minus filled closes of the open units."""
+        out = {"long": Decimal(0), "short": Decimal(0)}
+        for unit in self.open_units():
+            out[unit.position_side] += self._open_amount(unit, self._orders_of(unit))
+        return out
+
+    def exchange_positions(self) -> dict[str, Decimal]:
+        return self._exchange_positions()
 
     def _exchange_positions(self) -> dict[str, Decimal]:
         out = {"long": Decimal(0), "short": Decimal(0)}
@@ -285,6 +305,8 @@ class OrderUnits:
         for attempt in range(self.submit_attempts):
             if attempt:
                 self._sleep(self.retry_delay_seconds * 2 ** (attempt - 1))
+            if self.hook is not None:
+                self.hook("before_send", intent)
             try:
                 order = self.client.create_order(
                     intent.pair, intent.side, intent.type, amount=intent.amount, price=intent.price,
@@ -311,6 +333,8 @@ class OrderUnits:
         raise last
 
     def _placed(self, intent: OrderIntent, order: dict[str, Any]) -> dict[str, Any]:
+        if self.hook is not None:
+            self.hook("after_send", intent)
         intent.status, intent.order_id, intent.error = "placed", int(order["order_id"]), None
         self.store.save_intent(intent)
         return order
@@ -342,6 +366,17 @@ class OrderUnits:
     # ------------------------------------------------------------------ every bar
     def sync(self) -> list[UnitEvent]:
         """Resolve unknown submissions, protect fills, cancel siblings and orphans; call on every bar."""
+        events = self.resolve()
+        positions = self._exchange_positions()
+        for unit in self.open_units():
+            events += self._sync_unit(unit, positions)
+        events += self._cleanup_orphans(positions)
+        for e in events:
+            log.log(logging.WARNING if e.level != "info" else logging.INFO, "%s", e.message)
+        return events
+
+    def resolve(self) -> list[UnitEvent]:
+        """Look up every submission whose answer is unknown (lost, or a crash while sending): placed or not."""
         events: list[UnitEvent] = []
         for intent in [i for i in self.intents.values() if i.status == "sending"]:
             found = self._lookup(intent)
@@ -352,13 +387,32 @@ class OrderUnits:
             else:
                 intent.status, intent.error = "not_placed", "not found on the exchange"
                 self.store.save_intent(intent)
-        positions = self._exchange_positions()
-        for unit in self.open_units():
-            events += self._sync_unit(unit, positions)
-        events += self._cleanup_orphans(positions)
-        for e in events:
-            log.log(logging.WARNING if e.level != "info" else logging.INFO, "%s", e.message)
         return events
+
+    def submit(self, intent: OrderIntent) -> dict[str, Any] | None:
+        """Send an intent that was never sent (status new or not_placed), e.g. after a crash before sending."""
+        if intent.status not in ("new", "not_placed"):
+            raise ValueError(f"intent {intent.intent_id} is {intent.status}: it must not be sent again")
+        return self._submit(intent)
+
+    def forget(self, unit: OrderUnit, reason: str) -> None:
+        """Stop tracking a unit without touching the exchange (its position was taken over by an adoption)."""
+        self._close(unit, reason)
+
+    def adopt(self, position_side: str, amount: Decimal, stop_price: Decimal,
+              take_profit_price: Decimal | None, unit_id: str, stop_order_id: int | None = None) -> OrderUnit:
+        """Track a position found on the exchange (the operator's `--adopt`): `sync()` protects it, keeping
+        the exchange's stop order `stop_order_id` as the unit's stop when there is one."""
+        unit = OrderUnit(unit_id, self.pair, position_side, amount, self.client.round_price(self.pair, stop_price),
+                         None if take_profit_price is None else self.client.round_price(self.pair, take_profit_price),
+                         state="open", adopted_amount=amount)
+        self.units[unit.unit_id] = unit
+        self.store.save_unit(unit)
+        if stop_order_id is not None:
+            intent = self._intent(unit, "stop", CLOSE_SIDE[position_side], "stop", amount, trigger_price=unit.stop_price)
+            intent.status, intent.order_id = "placed", int(stop_order_id)
+            self.store.save_intent(intent)
+        return unit
 
     def _orders_of(self, unit: OrderUnit) -> dict[str, dict[str, Any]]:
         """intent_id → the exchange's view of that order, for every placed intent of the unit."""
@@ -369,7 +423,8 @@ class OrderUnits:
         return {placed[o["order_id"]]: o for o in orders if o["order_id"] in placed}
 
     def _executed(self, unit: OrderUnit, orders: dict[str, dict[str, Any]], *roles: str) -> Decimal:
-        return sum((Decimal(orders[i.intent_id].get("executed_amount") or 0) for i in self.unit_intents(unit)
+        adopted = unit.adopted_amount if "entry" in roles else Decimal(0)
+        return adopted + sum((Decimal(orders[i.intent_id].get("executed_amount") or 0) for i in self.unit_intents(unit)
                     if i.role in roles and i.intent_id in orders), Decimal(0))
 
     def _open_amount(self, unit: OrderUnit, orders: dict[str, dict[str, Any]]) -> Decimal:
@@ -398,6 +453,9 @@ class OrderUnits:
             self._close(unit, unit.reason or why)
             return [UnitEvent("info", f"closed:{unit.unit_id}", f"unit {unit.unit_id} closed by {unit.reason}")]
         held = positions.get(unit.position_side, Decimal(0))
+        if held < remaining:  # the positions were read before these orders: a fill in between is not a loss
+            positions.update(self._exchange_positions())
+            held = positions.get(unit.position_side, Decimal(0))
         if held <= 0:
             self._cancel_active(unit, orders)
             self._close(unit, "position gone")

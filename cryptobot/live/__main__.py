@@ -1,4 +1,4 @@
-"""`python -m cryptobot.live {paper,status,trades,stop,halt,resume}`: run the bot and operate it."""
+"""`python -m cryptobot.live {paper,live,status,trades,stop,halt,resume}`: run the bot and operate it."""
 
 from __future__ import annotations
 
@@ -48,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="bars from a CSV/Parquet file or store key instead of the network; exits 0 when done")
     paper.add_argument("--speed", type=_speed, default=None, metavar="N|max",
                        help="replay N bars per second, or max (default) as fast as possible")
+    live = sub.add_parser("live", help="trade BTC/JPY margin on bitbank (keys from the environment)",
+                          description="Live trading: the same bar loop and kernels as paper; the decisions are sent "
+                                      "to bitbank as order units (entry, stop with trigger_price, take-profit). Needs "
+                                      "CRYPTOBOT__EXCHANGE__API_KEY / _API_SECRET in the environment. Refuses to "
+                                      "start when the exchange's position differs from the state, until --adopt.")
+    common(live)
+    live.add_argument("--adopt", action="store_true",
+                      help="take the exchange's position as the truth at start (recorded and alerted)")
     status = sub.add_parser("status", help="position, orders, equity, P&L, last bar, kill switches, process")
     common(status)
     status.add_argument("--json", action="store_true", help="machine-readable, with the trade fingerprint")
@@ -73,7 +81,8 @@ def _status(store: StateStore, state_dir: Path) -> dict[str, Any]:
         "running": pid is not None, "pid": pid, "bars": store.bar_count(),
         "trades": len(trades), "fingerprint": store.fingerprint(),
         "kill_switches": {"manual_halt": control.get("manual_halt") == "1",
-                          "model_unverified": control.get("model_error") or None},
+                          "model_unverified": control.get("model_error") or None,
+                          "exchange": json.loads(control.get("live_switches") or "[]") or None},
     }
     if saved is None:
         return {**out, "last_bar": None, "position": None, "open_orders": [], "equity": None}
@@ -136,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     state_dir = Path(args.state_dir or cfg.live.state_dir)
     if args.command == "paper":
         return Bot(cfg, state_dir, replay=args.replay, speed=args.speed).run()
+    if args.command == "live":
+        return Bot(cfg, state_dir, live=True, adopt=args.adopt).run()
     if args.command == "stop":
         pid = running_pid(state_dir)
         if pid is None or pid < 0:

@@ -29,16 +29,27 @@ from cryptobot.exchange.paper import Broker, PaperBroker
 from cryptobot.kernels import execution as ex
 from cryptobot.live.engine import Bar, Engine
 from cryptobot.live.health import HealthServer, HealthSnapshot
-from cryptobot.live.state import SCHEMA_VERSION, StateError, StateStore, kernel_digest, trading_config_hash
+from cryptobot.live.state import (
+    SCHEMA_VERSION,
+    BarRecord,
+    StateError,
+    StateStore,
+    kernel_digest,
+    trading_config_hash,
+)
 from cryptobot.ml.bundle import Bundle, BundleError, load_bundle
+from cryptobot.notify import Notifier
 
 if TYPE_CHECKING:
+    from cryptobot.exchange.bitbank_broker import LiveBroker
+    from cryptobot.exchange.bitbank_margin import BitbankMarginClient
     from cryptobot.exchange.public import ClosedBars
 
 LOCK_NAME = "cryptobot.lock"
 LOG_NAME = "live.log"
 CRASH_ENV = "CRYPTOBOT_LIVE_CRASH_AT"  # fault injection for the crash tests: "SEQ:POINT"
-CRASH_POINTS = ("between", "in_tx", "before_commit", "after_commit")
+CRASH_POINTS = ("between", "in_tx", "before_commit", "after_commit")  # SEQ = the bar's sequence number
+ORDER_CRASH_POINTS = ("before_send", "after_send", "before_stop")  # live; SEQ = the bar that caused the send
 CONTROL_POLL_SECONDS = 0.2  # how soon a running bot sees halt/resume
 EXIT_OK, EXIT_REFUSED, EXIT_LOCKED, EXIT_MODEL = 0, 2, 3, 4
 
@@ -139,8 +150,9 @@ def _crash_hook() -> Any:
     if not spec:
         return None
     seq_text, _, point = spec.partition(":")
-    if point not in CRASH_POINTS or not seq_text.isdigit():
-        raise ValueError(f"{CRASH_ENV}={spec!r}: expected SEQ:POINT with POINT one of {CRASH_POINTS}")
+    if point not in CRASH_POINTS + ORDER_CRASH_POINTS or not seq_text.isdigit():
+        raise ValueError(f"{CRASH_ENV}={spec!r}: expected SEQ:POINT with POINT one of "
+                         f"{CRASH_POINTS + ORDER_CRASH_POINTS}")
     target = int(seq_text)
 
     def hook(where: str, seq: int) -> None:
@@ -169,10 +181,11 @@ class Replay:
 
 
 class Bot:
-    """One running bot on one state directory (paper, or paper replay)."""
+    """One running bot on one state directory (paper, paper replay, or live on bitbank)."""
 
     def __init__(self, cfg: Config, state_dir: Path, replay: str | None = None, speed: float | None = None,
-                 broker: Broker | None = None, bars: ClosedBars | None = None):
+                 broker: Broker | None = None, bars: ClosedBars | None = None, live: bool = False,
+                 adopt: bool = False):
         self.cfg, self.state_dir, self.speed = cfg, Path(state_dir), speed
         self.replay_source = replay
         self.broker: Broker = broker or PaperBroker()
@@ -185,6 +198,14 @@ class Bot:
         self._control_read = -1e9
         self.health: HealthSnapshot | None = None  # published by the loop, read by the /health server
         self._mode = "paper"
+        self.live, self.adopt = live, adopt
+        self.live_broker: LiveBroker | None = None
+        self._client: BitbankMarginClient | None = None
+        self.notifier: Notifier | None = None
+        self._switches: list[str] = []  # the live kill switches tripped at the last bar
+        self._alerted_switches: set[str] = set()  # every switch (live and kernel) on at the last bar
+        self._exchange_down: str | None = None  # the open "exchange not answering" incident
+        self._day: str | None = None
 
     # ---------------------------------------------------------------- start = recovery
     def _bundle(self) -> Bundle | None:
@@ -206,6 +227,8 @@ class Bot:
             finally:
                 if server is not None:
                     server.stop()
+                if self.notifier is not None:
+                    self.notifier.close(timeout=5.0)
         finally:
             if self.store is not None:
                 self.store.close()
@@ -229,7 +252,7 @@ class Bot:
         if engine is None:
             return
         st = engine.exec_state
-        switches = [name for name, on in (
+        switches = [*self._switches] + [name for name, on in (
             ("manual_halt", self._control.get("manual_halt") == "1"),
             ("drawdown_halt", st[ex.S_HALTED] > 0.0),
             ("loss_pause", clock_ms is not None and clock_ms < st[ex.S_PAUSE_UNTIL]),
@@ -239,18 +262,32 @@ class Bot:
             mode=self._mode, bar_ms=engine.bar_ms, clock_ms=clock_ms, last_bar_open_ms=engine.last_ts,
             exchange_ok=exchange_ok, exchange_error=exchange_error, bundle_required=self.cfg.ml.enabled,
             bundle_verified=engine.bundle is not None, position=float(st[ex.S_POS]),
-            stop_in_place=bool(st[ex.S_POS] == 0.0 or st[ex.S_SL] == st[ex.S_SL]), kill_switches=tuple(switches),
+            stop_in_place=bool(st[ex.S_POS] == 0.0 or st[ex.S_SL] == st[ex.S_SL]) and (
+                self.live_broker is None or self.live_broker.protected),
+            kill_switches=tuple(switches),
         )
 
     def _run(self) -> int:
         cfg, log = self.cfg, self.log
-        mode = self._mode = "replay" if self.replay_source else "paper"
+        mode = self._mode = "live" if self.live else "replay" if self.replay_source else "paper"
+        if self.live and self.replay_source:
+            _emit(log, logging.ERROR, "bad_input", error="live trades the exchange's bars; --replay is paper only")
+            return EXIT_REFUSED
         try:
             replay = Replay(self.replay_source, cfg) if self.replay_source else None
         except (DataValidationError, FileNotFoundError, ValueError) as exc:
             _emit(log, logging.ERROR, "bad_input", error=str(exc))
             return EXIT_REFUSED
         timeframe = replay.timeframe if replay else cfg.data.timeframe
+        if self.live:  # keys and live-only settings are checked before the state is touched
+            from cryptobot.exchange.bitbank_broker import StartRefused, make_client
+
+            try:
+                self._client = make_client(cfg)
+            except StartRefused as exc:
+                _emit(log, logging.ERROR, "live_refused", error=str(exc))
+                print(exc, file=sys.stderr)
+                return EXIT_REFUSED
         store = self.store = StateStore(self.state_dir)
         try:
             bundle = self._bundle()
@@ -279,7 +316,12 @@ class Bot:
             return EXIT_REFUSED
         hook = _crash_hook()
         store.crash_hook = hook
-        self.broker.reconcile(float(engine.exec_state[ex.S_POS]))
+        if self.live:
+            refused = self._start_live(hook)
+            if refused is not None:
+                return refused
+        else:
+            self.broker.reconcile(float(engine.exec_state[ex.S_POS]))
         _emit(log, logging.INFO, "start", mode=mode, pid=os.getpid(), state_dir=str(self.state_dir), timeframe=timeframe,
               resumed_after=_iso(engine.last_ts), bars_done=engine.seq, ml=bundle is not None,
               source=self.replay_source or cfg.exchange.name)
@@ -288,6 +330,49 @@ class Bot:
         if replay is not None:
             return self._replay(replay, hook)
         return self._paper(hook)
+
+    def _start_live(self, hook: Any) -> int | None:
+        """Keys, client, notifier, then the broker's recovery (start = recovery); an exit code when refused."""
+        from cryptobot.exchange.bitbank_broker import LiveBroker, StartRefused
+        from cryptobot.exchange.bitbank_margin import BitbankError
+
+        engine, store, client = self.engine, self.store, self._client
+        assert engine is not None and store is not None and client is not None
+        self.notifier = Notifier.from_config(self.cfg)
+        try:
+            broker = self.live_broker = LiveBroker(self.cfg, store, client, self._alert, hook)
+            control = store.control()
+            self._switches = json.loads(control.get("live_switches") or "[]")  # tripped before the restart
+            self._alerted_switches = {name.split(":")[0] for name in self._switches}
+            last = store.last_record()
+            acted = last is None or int(control.get("acted_seq") or -1) >= last.seq
+            broker.start(engine.exec_state, last, acted, self.adopt, engine.seq - 1 if engine.seq else None)
+            if last is not None and not acted:
+                store.set_control("acted_seq", str(last.seq))
+        except StartRefused as exc:
+            _emit(self.log, logging.ERROR, "live_refused", error=str(exc))
+            print(exc, file=sys.stderr)
+            return EXIT_REFUSED
+        except (BitbankError, OSError) as exc:
+            _emit(self.log, logging.ERROR, "live_refused", error=f"exchange not answering at start: {exc}")
+            print(f"live: the exchange did not answer at start ({exc}); nothing was sent, try again", file=sys.stderr)
+            return EXIT_REFUSED
+        return None
+
+    def _alert(self, level: str, key: str, message: str) -> None:
+        """Every alert goes to live.log and through the notifier (Discord, or the log without a webhook)."""
+        _emit(self.log, {"critical": logging.CRITICAL, "warning": logging.WARNING}.get(level, logging.INFO),
+              "alert", severity=level, key=key, message=message)
+        if self.notifier is not None:
+            self.notifier.notify(level, key, message)
+
+    def _exchange_state(self, error: str | None) -> None:
+        """One alert when the exchange stops answering, one when it answers again."""
+        if error is not None and self._exchange_down is None:
+            self._alert("critical", "exchange_down", f"exchange not answering: {error}; retrying, no bar is skipped")
+        elif error is None and self._exchange_down is not None:
+            self._alert("info", "exchange_up", f"exchange answering again (was: {self._exchange_down})")
+        self._exchange_down = error
 
     # ---------------------------------------------------------------- modes
     def _replay(self, replay: Replay, hook: Any) -> int:
@@ -311,7 +396,7 @@ class Bot:
         assert engine is not None and store is not None
         from cryptobot.exchange.public import ClosedBars
 
-        bars = self.bars or ClosedBars(cfg.exchange.name, cfg.exchange.symbol, cfg.data.timeframe, cfg.live.api_urls,
+        bars = self.bars = self.bars or ClosedBars(cfg.exchange.name, cfg.exchange.symbol, cfg.data.timeframe, cfg.live.api_urls,
                                        timeout_ms=int(cfg.live.fetch_timeout_seconds * 1000))
         if cfg.live.history_bars < engine.warmup:
             _emit(self.log, logging.ERROR, "config_refused",
@@ -335,10 +420,21 @@ class Bot:
                 self._publish(bars.exchange_ms, exchange_ok=False, exchange_error=f"{type(exc).__name__}: {exc}"[:200])
                 self.stop_event.wait(cfg.live.poll_seconds)
                 continue
-            for bar in new:
-                if self.stop_event.is_set():
-                    break
-                self._process(bar, hook)
+            try:
+                for bar in new:
+                    if self.stop_event.is_set():
+                        break
+                    self._process(bar, hook)
+                if self.live_broker is not None and self.live_broker.needs_poll():
+                    self.live_broker.sync()  # an entry's fill gets its stop now, not at the next close
+            except _exchange_errors() as exc:  # the bar is processed again once the exchange answers
+                error = f"{type(exc).__name__}: {exc}"[:200]
+                self._exchange_state(error)
+                self._publish(bars.exchange_ms, exchange_ok=False, exchange_error=error)
+                self.stop_event.wait(cfg.live.poll_seconds)
+                continue
+            if self.live_broker is not None:
+                self._exchange_state(None)
             self._publish(bars.exchange_ms, exchange_ok=True)
             self.stop_event.wait(cfg.live.poll_seconds)
         _emit(self.log, logging.INFO, "stopped", last_bar=_iso(engine.last_ts))
@@ -359,15 +455,95 @@ class Bot:
         if bar[0] <= warm_until:
             rec = engine.warm(bar)
         else:
+            reads = self._exchange_reads(bar) if self.live_broker is not None else None  # may raise: retried
             if int(control.get("resume_seq") or 0) > int(control.get("resume_applied") or 0):
                 engine.resume()
                 updates.append(("resume_applied", control["resume_seq"]))
                 control["resume_applied"] = control["resume_seq"]
+            if reads is not None:
+                self._process_live(bar, control, updates, reads)
+                return
             rec = engine.step(bar, halted=control.get("manual_halt") == "1")
         store.write_bar(rec, engine.states(), updates)
         self.broker.act(rec)
         _emit(self.log, logging.INFO, "bar", seq=rec.seq, bar=_iso(rec.ts), close=rec.ohlcv[3], action=rec.action,
               confidence=rec.confidence, ml_p=rec.ml_p, verdict=rec.verdict, position=rec.position, equity=rec.equity)
+
+
+    def _exchange_reads(self, bar: Bar) -> tuple[float, float, list[tuple[str, str]], list[str], int]:
+        """Everything a live bar needs from the exchange, before anything changes in memory: the unit book's
+        sync, the position (size, average price), foreign orders/trades (every N bars), the kill switches."""
+        engine, broker = self.engine, self.live_broker
+        assert engine is not None and broker is not None
+        broker.sync()
+        size, avg = broker.exchange_position()
+        full = engine.seq % self.cfg.live.reconcile_every_bars == 0
+        foreign = broker.foreign() if full else []
+        now_ms = self.bars.exchange_ms if self.bars is not None and self.bars.exchange_ms else int(time.time() * 1000)
+        return size, avg, foreign, broker.anomalies(bar[0], engine.bar_ms, now_ms), now_ms
+
+    def _process_live(self, bar: Bar, control: dict[str, str], updates: list[tuple[str, str]],
+                      reads: tuple[float, float, list[tuple[str, str]], list[str], int]) -> None:
+        """A live bar after its exchange reads: the kernel step, the exchange's position over the kernel's,
+        one commit, and only then the orders."""
+        engine, store, broker = self.engine, self.store, self.live_broker
+        assert engine is not None and store is not None and broker is not None
+        size, avg, foreign, switches, now_ms = reads
+        try:
+            rec = engine.step(bar, halted=control.get("manual_halt") == "1" or bool(switches))
+            if switches:
+                rec.verdict = ";".join([rec.verdict, *(f"skip:{s}" for s in switches)])
+            diffs = broker.take_exchange_position(engine.exec_state, size, avg, bar[4], rec.seq) + foreign
+            rec.position = float(engine.exec_state[ex.S_POS])
+            updates.append(("live_switches", json.dumps(switches)))
+            store.write_bar(rec, engine.states(), updates, diffs)
+        except BaseException:
+            saved = store.kernel_states()  # nothing of this bar was committed: back to the last committed one
+            if saved is not None:
+                engine.restore(saved)
+            raise
+        st = engine.exec_state
+        kernel = [name for name, on in (("drawdown_halt", st[ex.S_HALTED] > 0.0),
+                                        ("daily_loss_limit", st[ex.S_DAY_HALT] > 0.0),
+                                        ("loss_pause", rec.ts + engine.bar_ms < st[ex.S_PAUSE_UNTIL])) if on]
+        self._switch_alerts(switches + kernel)
+        self._switches = switches
+        broker.bar_seq = rec.seq
+        broker.act(rec, engine.exec_state)
+        self._publish(now_ms, exchange_ok=True)  # /health reflects this bar before it counts as acted on
+        store.set_control("acted_seq", str(rec.seq))
+        self._daily(rec)
+        _emit(self.log, logging.INFO, "bar", seq=rec.seq, bar=_iso(rec.ts), close=rec.ohlcv[3], action=rec.action,
+              confidence=rec.confidence, ml_p=rec.ml_p, verdict=rec.verdict, position=rec.position, equity=rec.equity,
+              differences=len(diffs))
+
+    def _switch_alerts(self, switches: list[str]) -> None:
+        """One alert when a kill switch trips (critical for the drawdown halt), one info when it clears."""
+        before = self._alerted_switches
+        now = {s.split(":")[0] for s in switches}
+        for name in sorted(now - before):
+            detail = next(s for s in switches if s.startswith(name))
+            self._alert("critical" if name == "drawdown_halt" else "warning", f"switch:{name}",
+                        f"kill switch {name} tripped ({detail}); new decisions are skipped, stops stay")
+        for name in sorted(before - now):
+            self._alert("info", f"switch_clear:{name}", f"kill switch {name} cleared; trading resumes")
+        self._alerted_switches = now
+
+    def _daily(self, rec: BarRecord) -> None:
+        """The daily summary at the first bar of a new UTC day."""
+        day = (_iso(rec.ts) or "")[:10]
+        if self._day is not None and day != self._day and self.notifier is not None and self.engine is not None:
+            st = self.engine.exec_state
+            self.notifier.daily_summary(self._day, {"equity": float(st[ex.S_EQUITY]),
+                                                    "pnl_today": float(st[ex.S_EQUITY] - st[ex.S_DAY_START_EQ]),
+                                                    "position": float(st[ex.S_POS]), "bars": rec.seq})
+        self._day = day
+
+
+def _exchange_errors() -> tuple[type[BaseException], ...]:
+    from cryptobot.exchange.bitbank_margin import BitbankError
+
+    return (BitbankError, OSError)
 
 
 def wait_for_exit(pid: int, state_dir: Path, timeout: float) -> bool:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from cryptobot.config import SECRET_KEYS, Config
+from cryptobot.exchange.order_units import OrderIntent, OrderUnit, intent_from_json, to_json, unit_from_json
 from cryptobot.execution import REASONS, fingerprint, trades_frame
 from cryptobot.kernels import execution as ex
 
@@ -47,6 +48,10 @@ CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL,
 CREATE TABLE IF NOT EXISTS kernel (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,
     ts INTEGER NOT NULL, features BLOB NOT NULL, strategies BLOB NOT NULL, execution BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS control (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS order_intents (intent_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS order_units (unit_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS differences (id INTEGER PRIMARY KEY, seq INTEGER, at_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL, detail TEXT NOT NULL);
 """
 
 
@@ -179,8 +184,10 @@ class StateStore:
         if self.crash_hook is not None:
             self.crash_hook(point, seq)
 
-    def write_bar(self, rec: BarRecord, states: KernelStates, control: Iterable[tuple[str, str]] = ()) -> None:
-        """One transaction: the bar, its events and orders, the kernel states after it, control changes."""
+    def write_bar(self, rec: BarRecord, states: KernelStates, control: Iterable[tuple[str, str]] = (),
+                  differences: Iterable[tuple[str, str]] = ()) -> None:
+        """One transaction: the bar, its events and orders, the kernel states after it, control changes and
+        the differences the exchange's view made to them (live)."""
         with self._tx():
             self.db.execute(
                 "INSERT INTO bars VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -203,8 +210,41 @@ class StateStore:
             )
             if control:
                 self.db.executemany("INSERT OR REPLACE INTO control VALUES (?, ?)", list(control))
+            self._insert_differences(rec.seq, differences)
             self._hook("before_commit", rec.seq)
         self._hook("after_commit", rec.seq)
+
+    def _insert_differences(self, seq: int | None, differences: Iterable[tuple[str, str]]) -> None:
+        now = int(time.time() * 1000)
+        self.db.executemany("INSERT INTO differences (seq, at_ms, kind, detail) VALUES (?,?,?,?)",
+                            [(seq, now, kind, detail) for kind, detail in differences])
+
+    def record_differences(self, seq: int | None, differences: Iterable[tuple[str, str]]) -> None:
+        """Exchange-vs-state differences found outside a bar (at start), in their own transaction."""
+        with self._tx():
+            self._insert_differences(seq, differences)
+
+    # ------------------------------------------------------------------ order book (`OrderStore`)
+    def save_intent(self, intent: OrderIntent) -> None:
+        """Committed before it returns: an intent is durable before its order is sent."""
+        with self._tx():
+            self.db.execute("INSERT OR REPLACE INTO order_intents VALUES (?, ?)", (intent.intent_id, to_json(intent)))
+
+    def load_intents(self) -> list[OrderIntent]:
+        rows = self.db.execute("SELECT data FROM order_intents ORDER BY rowid").fetchall()
+        return [intent_from_json(r[0]) for r in rows]
+
+    def save_unit(self, unit: OrderUnit) -> None:
+        with self._tx():
+            self.db.execute("INSERT OR REPLACE INTO order_units VALUES (?, ?)", (unit.unit_id, to_json(unit)))
+
+    def load_units(self) -> list[OrderUnit]:
+        rows = self.db.execute("SELECT data FROM order_units ORDER BY rowid").fetchall()
+        return [unit_from_json(r[0]) for r in rows]
+
+    def differences(self) -> pd.DataFrame:
+        rows = self.db.execute("SELECT seq, at_ms, kind, detail FROM differences ORDER BY id").fetchall()
+        return pd.DataFrame(rows, columns=["seq", "at_ms", "kind", "detail"])
 
     def set_control(self, key: str, value: str) -> None:
         with self._tx():
@@ -245,6 +285,18 @@ class StateStore:
                 "take_profit", "voters", "ml_p", "verdict", "equity", "position"]
         rows = self.db.execute(f"SELECT {', '.join(cols)} FROM bars ORDER BY seq").fetchall()
         return pd.DataFrame(rows, columns=cols)
+
+    def last_record(self) -> BarRecord | None:
+        """The last committed bar with the orders it decided (what a restart must still act on)."""
+        row = self.db.execute("SELECT seq, ts, open, high, low, close, volume FROM bars ORDER BY seq DESC LIMIT 1"
+                              ).fetchone()
+        if row is None:
+            return None
+        orders = self.db.execute("SELECT kind, side, amount, price, reason FROM orders WHERE seq = ? ORDER BY id",
+                                 (row[0],)).fetchall()
+        return BarRecord(int(row[0]), int(row[1]), tuple(row[2:7]), False,
+                         orders=tuple((k, int(s), float(a), float("nan") if p is None else float(p), r)
+                                      for k, s, a, p, r in orders))
 
     def last_orders(self) -> list[dict[str, Any]]:
         """Orders decided at the last processed close: open until the next bar fills or drops them."""

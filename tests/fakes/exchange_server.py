@@ -49,6 +49,7 @@ class FakeExchange:
     timeout_sleep: float = 3.0
     base_price: float = 5_000_000.0
     clock_ms: int | None = None  # a fixed "now" (tests pass the same clock to the downloader); None: wall clock
+    table: dict[int, tuple[float, ...]] | None = None  # real bars by open time (a shipped file) instead of `candle`
 
     def now(self) -> int:
         return int(time.time() * 1000) if self.clock_ms is None else self.clock_ms
@@ -60,6 +61,10 @@ class FakeExchange:
         out = []
         for ts in range(first, min(end, now + 1), tf_ms):
             if ts > now or any(a <= ts < b for a, b in self.holes):
+                continue
+            if self.table is not None:
+                if ts in self.table:
+                    out.append((ts, self.table[ts]))
                 continue
             out.append((ts, candle(ts, tf_ms, self.base_price)))
         return out
