@@ -78,6 +78,24 @@ def session_config(config_files: list[str] | None = None, overrides: list[str] |
     return load_config(config_files or [], overrides=parse_set_options(overrides or []))
 
 
+def read_session(state_dir: str | Path) -> tuple[dict[str, str], pd.DataFrame, pd.DataFrame]:
+    """(identity, one row per processed bar, closed trades) of a session; read only."""
+    store = StateStore(state_dir, readonly=True)
+    try:
+        meta, bars, trades = store.meta(), store.decisions(), store.trades()
+    finally:
+        store.close()
+    if bars.empty:
+        raise ReconcileError(f"{state_dir}: the session processed no bars yet; nothing to reconcile")
+    return meta, bars, trades
+
+
+def session_ohlcv(bars: pd.DataFrame) -> pd.DataFrame:
+    """The bars the session saw, as the OHLCV frame the backtester takes."""
+    index = pd.DatetimeIndex(pd.to_datetime(bars["ts"].to_numpy(np.int64), unit="ms", utc=True), name="time")
+    return bars[["open", "high", "low", "close", "volume"]].set_axis(index.as_unit("ms")).astype(np.float64)
+
+
 def reconcile(state_dir: str | Path, cfg: Config) -> Reconciliation:
     """Replay the session in `state_dir` through the backtester with `cfg` (the session's config) and diff."""
     from cryptobot.features import FEATURE_ORDER
@@ -86,22 +104,14 @@ def reconcile(state_dir: str | Path, cfg: Config) -> Reconciliation:
     from cryptobot.strategies import compute_signals
     from research.backtest import run as backtest
 
-    store = StateStore(state_dir, readonly=True)
-    try:
-        meta = store.meta()
-        bars = store.decisions()
-        session_trades = store.trades()
-    finally:
-        store.close()
-    if bars.empty:
-        raise ReconcileError(f"{state_dir}: the session processed no bars yet; nothing to reconcile")
+    meta, bars, session_trades = read_session(state_dir)
     if meta.get("config_hash") != trading_config_hash(cfg):
         raise ReconcileError(
             f"{state_dir}: the session ran with another trading config (config_hash "
             f"{meta.get('config_hash', '')[:16]}…, this one {trading_config_hash(cfg)[:16]}…); pass the same "
             "--config files and --set overrides the session was started with")
-    index = pd.DatetimeIndex(pd.to_datetime(bars["ts"].to_numpy(np.int64), unit="ms", utc=True)).as_unit("ms")
-    ohlcv = bars[["open", "high", "low", "close", "volume"]].set_axis(index.rename("time")).astype(np.float64)
+    ohlcv = session_ohlcv(bars)
+    index = pd.DatetimeIndex(ohlcv.index)
     warm = int(bars["warmup"].sum())
     if warm and not (bars["warmup"].to_numpy()[:warm] == 1).all():
         raise ReconcileError(f"{state_dir}: warm-up bars are not all before the traded ones; state is inconsistent")
@@ -169,7 +179,7 @@ def _trade_diffs(session: pd.DataFrame, bt: pd.DataFrame, halted: set[pd.Timesta
             nxt = bt["entry_time"].iat[j + 1] if j + 1 < len(bt) else pd.Timestamp.max.tz_localize("UTC")
             same = sorted((i for i in unpaired if session["side"].iat[i] == b["side"]
                            and b["entry_time"] <= session["entry_time"].iat[i] < nxt),
-                          key=lambda i: session["entry_time"].iat[i])
+                          key=lambda i: int(session["entry_bar"].iat[i]))
         if same:
             unpaired.discard(same[0])
             pairs.append((same[0], j))
