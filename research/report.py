@@ -53,7 +53,17 @@ def template_parameters(template: Path) -> dict[str, Any]:
                           "report's inputs (add the tag to the cell that assigns the defaults)")
     import papermill
 
-    return {name: p["default"] for name, p in papermill.inspect_notebook(str(template)).items()}
+    return {name: _literal(p["default"]) for name, p in papermill.inspect_notebook(str(template)).items()}
+
+
+def _literal(source: str) -> Any:
+    """A parameter default as a value (papermill reports its source text); non-literals stay text."""
+    import ast
+
+    try:
+        return ast.literal_eval(source)
+    except (ValueError, SyntaxError):
+        return source
 
 
 def parse_param(text: str) -> tuple[str, Any]:
