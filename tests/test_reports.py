@@ -57,6 +57,8 @@ def test_template_without_parameters_cell_is_refused(tmp_path: Path) -> None:
 def test_parse_param() -> None:
     assert parse_param("top=10") == ("top", 10)
     assert parse_param("name=abc") == ("name", "abc")
+    assert parse_param("end=2018-04-01") == ("end", "2018-04-01")
+    assert parse_param("slow=[50, 100]") == ("slow", [50, 100])
     with pytest.raises(ReportError):
         parse_param("no-equals")
 
@@ -71,7 +73,8 @@ WORK = {  # small parameters: each report runs in seconds on the shipped data
     "sweep": ["--data", str(H1), "--end", "2018-05-01", "--blocks", "4", "--set", "strategies.ema_cross.enabled=true",
               "--grid", "strategies.ema_cross.fast=[5,10],strategies.ema_cross.slow=[50,100]"],
     "tuning": ["--data", str(H1), "--end", "2018-07-01", "--trials", "2"],
-    "walkforward": ["--data", str(H1), "--end", "2018-07-01", "--train", "60d", "--test", "30d"],
+    "walkforward": ["--data", str(ROOT / "data" / "sample" / "bitbank_BTC-JPY_4h_2018.csv.gz"), "--train", "120d",
+                    "--test", "80d"],
     "tour": ["--param", "end=2018-04-01", "--param", "fast_values=[5, 10]", "--param", "slow_values=[50]"],
 }
 REPLAY_BARS = 900  # of the 4h sample: enough for trades, quick to replay
@@ -241,7 +244,7 @@ def test_reconcile_refuses_another_trading_config(session: dict[str, Path]) -> N
 def test_backtest_after_warmup_equals_the_live_engine_after_its_history(sample_dir: Path) -> None:
     """`trade_from`: the backtest's view of a paper session's warm-up, checked against the bot's engine."""
     from cryptobot.config import load_config
-    from cryptobot.data import load_frame
+    from cryptobot.data import load_frame, timestamps_ms
     from cryptobot.live.engine import Engine
     from research.backtest import run as backtest
 
@@ -251,7 +254,7 @@ def test_backtest_after_warmup_equals_the_live_engine_after_its_history(sample_d
     engine = Engine(cfg, "4h")
     events = []
     equity = []
-    for i, (ts, row) in enumerate(zip(data.index.asi8 // 1_000_000, data.itertuples(index=False), strict=True)):
+    for i, (ts, row) in enumerate(zip(timestamps_ms(data), data.itertuples(index=False), strict=True)):
         bar = (int(ts), row.open, row.high, row.low, row.close, row.volume)
         rec = engine.warm(bar) if i < warm else engine.step(bar)
         if rec.events is not None and len(rec.events):
