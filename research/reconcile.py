@@ -68,7 +68,8 @@ class Reconciliation:
         if self.matches:
             return (f"The session matches its backtest exactly: {len(self.equity)} bars, every decision, "
                     f"{n} closed trade(s), fill prices, fees and P&L identical.")
-        parts = [f"{r.cause}: {r.decisions + r.trades}" for r in self.attribution().itertuples()]
+        a = self.attribution()
+        parts = [f"{c}: {int(d) + int(t)}" for c, d, t in zip(a["cause"], a["decisions"], a["trades"], strict=True)]
         return (f"The session differs from its backtest in {len(self.decisions)} decision(s) and "
                 f"{len(self.trades)} trade(s) ({'; '.join(parts)}); P&L gap "
                 f"{float(self.trades['pnl_impact'].sum()):+,.2f}.")
@@ -176,9 +177,10 @@ def _trade_diffs(session: pd.DataFrame, bt: pd.DataFrame, halted: set[pd.Timesta
         b = bt.iloc[j]
         same = [i for i in unpaired if session["side"].iat[i] == b["side"] and session["entry_time"].iat[i] == b["entry_time"]]
         if not same:  # a late fill: the nearest unpaired session entry of the side before the next backtest entry
-            nxt = bt["entry_time"].iat[j + 1] if j + 1 < len(bt) else pd.Timestamp.max.tz_localize("UTC")
+            first = pd.Timestamp(b["entry_time"])
+            nxt = pd.Timestamp(bt["entry_time"].iat[j + 1]) if j + 1 < len(bt) else pd.Timestamp.max.tz_localize("UTC")
             same = sorted((i for i in unpaired if session["side"].iat[i] == b["side"]
-                           and b["entry_time"] <= session["entry_time"].iat[i] < nxt),
+                           and first <= pd.Timestamp(session["entry_time"].iat[i]) < nxt),
                           key=lambda i: int(session["entry_bar"].iat[i]))
         if same:
             unpaired.discard(same[0])

@@ -53,7 +53,11 @@ def template_parameters(template: Path) -> dict[str, Any]:
                           "report's inputs (add the tag to the cell that assigns the defaults)")
     import papermill
 
-    return {name: _literal(p["default"]) for name, p in papermill.inspect_notebook(str(template)).items()}
+    try:
+        found = papermill.inspect_notebook(str(template))
+    except ValueError as exc:  # e.g. no kernelspec in the notebook's metadata
+        raise ReportError(f"{template}: papermill cannot read its parameters: {exc}") from exc
+    return {name: _literal(p["default"]) for name, p in found.items()}
 
 
 def _literal(source: str) -> Any:

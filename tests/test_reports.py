@@ -272,7 +272,8 @@ def test_backtest_after_warmup_equals_the_live_engine_after_its_history(sample_d
 def test_a_raising_template_fails_the_report(tmp_path: Path) -> None:
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("run_dir = ''", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("raise ValueError('the template broke')")])
+        nbformat.v4.new_code_cell("raise ValueError('the template broke')")],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     template = tmp_path / "broken.ipynb"
     nbformat.write(nb, template)
     proc = cli("research", "report", "tour", "--template", str(template), "--out", str(tmp_path / "o"), "--quiet")

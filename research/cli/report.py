@@ -138,7 +138,7 @@ def write_live_manifest(state_dir: Path, rest: list[str], out: Path, params: dic
     return 0
 
 
-def write_tour_manifest(rest: list[str], out: Path, params: dict[str, Any]) -> int:
+def write_tour_manifest(template: Path, rest: list[str], out: Path, params: dict[str, Any]) -> int:
     """The tour's data path made absolute (relative to here, else to the checkout) and its manifest."""
     from cryptobot.config import ConfigError, load_config
     from cryptobot.data import DataValidationError, load_frame
@@ -148,21 +148,24 @@ def write_tour_manifest(rest: list[str], out: Path, params: dict[str, Any]) -> i
     if rest:
         print(f"report tour: unknown option(s) {' '.join(rest)}; the tour takes --param NAME=VALUE", file=sys.stderr)
         return 2
-    merged = {**template_parameters(NOTEBOOKS / TEMPLATES["tour"]), **params}
-    data = Path(str(merged["data"]))
-    if not data.is_absolute() and not data.exists() and (ROOT / data).exists():
-        data = ROOT / data
-    params["data"] = str(data.resolve())
     try:
+        merged = {**template_parameters(template), **params}
         cfg = load_config()
-        frame = load_frame(params["data"], None, merged.get("end"), store_root=cfg.data.store_dir)
-    except (ConfigError, DataValidationError, FileNotFoundError, ValueError) as exc:
+        described = []
+        if "data" in merged:
+            data = Path(str(merged["data"]))
+            if not data.is_absolute() and not data.exists() and (ROOT / data).exists():
+                data = ROOT / data
+            merged["data"] = params["data"] = str(data.resolve())
+            frame = load_frame(params["data"], None, merged.get("end"), store_root=cfg.data.store_dir)
+            described.append(data_description(params["data"], frame))
+    except (ReportError, ConfigError, DataValidationError, FileNotFoundError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "manifest.json", build_manifest(
-        "tour", cfg, parameters={k: v for k, v in merged.items() if k != "run_dir"} | {"data": params["data"]},
-        data=[data_description(params["data"], frame)], seeds={"ml.seed": cfg.ml.seed}))
+        "tour", cfg, parameters={k: v for k, v in merged.items() if k != "run_dir"}, data=described,
+        seeds={"ml.seed": cfg.ml.seed}))
     return 0
 
 
@@ -186,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             return code
     elif args.kind == "tour":
         params.setdefault("run_dir", str(out))
-        code = write_tour_manifest(rest, out, params)
+        code = write_tour_manifest(args.template or NOTEBOOKS / TEMPLATES["tour"], rest, out, params)
         if code:
             return code
     else:
