@@ -173,15 +173,16 @@ def _trade_diffs(session: pd.DataFrame, bt: pd.DataFrame, halted: set[pd.Timesta
     rows: list[dict[str, Any]] = []
     unpaired = set(range(len(session)))
     pairs: list[tuple[int | None, int | None]] = []
+    s_side: list[str] = session["side"].tolist()
+    s_time: list[pd.Timestamp] = session["entry_time"].tolist()
+    b_side: list[str] = bt["side"].tolist()
+    b_time: list[pd.Timestamp] = bt["entry_time"].tolist()
     for j in range(len(bt)):
-        b = bt.iloc[j]
-        same = [i for i in unpaired if session["side"].iat[i] == b["side"] and session["entry_time"].iat[i] == b["entry_time"]]
-        if not same:  # a late fill: the nearest unpaired session entry of the side before the next backtest entry
-            first = pd.Timestamp(b["entry_time"])
-            nxt = pd.Timestamp(bt["entry_time"].iat[j + 1]) if j + 1 < len(bt) else pd.Timestamp.max.tz_localize("UTC")
-            same = sorted((i for i in unpaired if session["side"].iat[i] == b["side"]
-                           and first <= pd.Timestamp(session["entry_time"].iat[i]) < nxt),
-                          key=lambda i: int(session["entry_bar"].iat[i]))
+        same = [i for i in unpaired if s_side[i] == b_side[j] and s_time[i] == b_time[j]]
+        if not same:  # a late fill: the earliest unpaired session entry of the side before the next backtest entry
+            nxt = b_time[j + 1] if j + 1 < len(bt) else pd.Timestamp.max.tz_localize("UTC")
+            same = sorted((i for i in unpaired if s_side[i] == b_side[j] and b_time[j] <= s_time[i] < nxt),
+                          key=lambda i: s_time[i])
         if same:
             unpaired.discard(same[0])
             pairs.append((same[0], j))
