@@ -72,6 +72,9 @@ WORK = {  # small parameters: each report runs in seconds on the shipped data
     "backtest": ["--data", str(ROOT / "data" / "sample" / "bitbank_BTC-JPY_15m_2018.csv.gz"), "--end", "2018-02-15"],
     "sweep": ["--data", str(H1), "--end", "2018-05-01", "--blocks", "4", "--set", "strategies.ema_cross.enabled=true",
               "--grid", "strategies.ema_cross.fast=[5,10],strategies.ema_cross.slow=[50,100]"],
+    "sweep_walkforward": ["--data", str(H1), "--end", "2018-07-01", "--blocks", "4", "--walk-forward", "60d:30d",
+                          "--set", "strategies.ema_cross.enabled=true",
+                          "--grid", "strategies.ema_cross.fast=[5,10],strategies.ema_cross.slow=[50]"],
     "tuning": ["--data", str(H1), "--end", "2018-07-01", "--trials", "2"],
     "walkforward": ["--data", str(ROOT / "data" / "sample" / "bitbank_BTC-JPY_4h_2018.csv.gz"), "--train", "120d",
                     "--test", "80d"],
@@ -120,7 +123,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory, session: dict[str, Path]) 
     """Every report kind executed once through `python -m research report` (exit code, stderr, output dir)."""
     base = tmp_path_factory.mktemp("reports")
     out: dict[str, tuple[int, str, Path]] = {}
-    jobs = {kind: [kind, *args] for kind, args in WORK.items()}
+    jobs = {kind: [kind.split("_")[0], *args] for kind, args in WORK.items()}
     jobs["live"] = ["live", "--state-dir", str(session["state"])]
     jobs["live_altered"] = ["live", "--state-dir", str(session["altered"])]
     for name, args in jobs.items():
