@@ -134,7 +134,7 @@ def reconcile(state_dir: str | Path, cfg: Config) -> Reconciliation:
     bt = result.trades
     at_end = bt[bt["exit_reason"] == "end_of_data"].reset_index(drop=True)
     bt = bt[bt["exit_reason"] != "end_of_data"].reset_index(drop=True)
-    decisions = _decision_diffs(bars, result.signals, index, warm)
+    decisions = _decision_diffs(bars, result.signals, gate, index, warm)
     halted = set(index[bars["verdict"].str.contains("manual_halt", regex=False).to_numpy()])
     trades = _trade_diffs(session_trades, bt, halted, set(decisions["time"]) if len(decisions) else set())
     equity = pd.DataFrame({"session": bars["equity"].to_numpy(), "backtest": result.equity.to_numpy()}, index=index)
@@ -150,20 +150,23 @@ def _same(a: Any, b: Any) -> bool:
     return bool(abs(a - b) <= PRICE_TOL * max(1.0, abs(a), abs(b)))
 
 
-def _decision_diffs(bars: pd.DataFrame, signals: pd.DataFrame, index: pd.DatetimeIndex, warm: int) -> pd.DataFrame:
+def _decision_diffs(bars: pd.DataFrame, signals: pd.DataFrame, gate: np.ndarray | None, index: pd.DatetimeIndex,
+                    warm: int) -> pd.DataFrame:
     """Bars (after the warm-up) where the session's signal or model output is not the backtest's."""
+    cols = ["time", "bar", "session_action", "backtest_action", "session_ml_p", "backtest_ml_p", "session_verdict",
+            "cause"]
     rows = []
     session_action = bars["action"].to_numpy(np.float64)
     bt_action = signals["action"].to_numpy(np.float64)
+    session_p = bars["ml_p"].to_numpy(np.float64)
+    bt_p = np.full(len(bars), np.nan) if gate is None else gate
     for i in range(warm, len(bars)):
         verdict = str(bars["verdict"].iat[i])
-        if not _same(session_action[i], bt_action[i]):
-            rows.append({"time": index[i], "bar": i, "session_action": session_action[i],
-                         "backtest_action": bt_action[i], "session_verdict": verdict, "cause": "signal drift"})
-        elif "manual_halt" in verdict:
-            rows.append({"time": index[i], "bar": i, "session_action": session_action[i],
-                         "backtest_action": bt_action[i], "session_verdict": verdict, "cause": "manual intervention"})
-    return pd.DataFrame(rows, columns=["time", "bar", "session_action", "backtest_action", "session_verdict", "cause"])
+        drift = not (_same(session_action[i], bt_action[i]) and _same(session_p[i], bt_p[i]))
+        if drift or "manual_halt" in verdict:
+            rows.append(dict(zip(cols, (index[i], i, session_action[i], bt_action[i], session_p[i], bt_p[i], verdict,
+                                        "signal drift" if drift else "manual intervention"), strict=True)))
+    return pd.DataFrame(rows, columns=cols)
 
 
 def _trade_diffs(session: pd.DataFrame, bt: pd.DataFrame, halted: set[pd.Timestamp],

@@ -294,3 +294,17 @@ def test_the_browser_check_sees_console_errors_and_undrawn_figures(browser: str,
     assert any("broken on purpose" in e for e in page.errors)
     assert any("missing.js" in e for e in page.errors)
     assert page.plots == [] and not page.manifest
+
+
+def test_reconcile_of_an_ml_gated_replay_matches(session: dict[str, Path], tmp_path: Path) -> None:
+    """The bundle's probabilities are part of every decision compared; a gated replay matches them bit for bit."""
+    from cryptobot.live.__main__ import main as live_main
+
+    sets = ["ml.enabled=true", f"ml.bundle_dir={ROOT / 'models' / 'demo' / 'bundle'}", "ml.threshold=0.15"]
+    state = tmp_path / "state"
+    args = ["paper", "--replay", str(session["state"].parent / "bars.csv"), "--speed", "max", "--state-dir", str(state)]
+    assert live_main([*args, *[x for s in sets for x in ("--set", s)]]) == 0
+    rec = reconcile(state, session_config(overrides=sets))
+    assert rec.matches and len(rec.session_trades) > 0
+    with pytest.raises(ReconcileError, match="another trading config"):
+        reconcile(state, session_config())
