@@ -177,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     except ReportError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if args.kind in ("live", "tour") and args.run:
+        print(f"report {args.kind} takes no --run (it has no run directory to read)", file=sys.stderr)
+        return 2
+    if args.kind != "live" and args.state_dir:
+        print(f"report {args.kind}: --state-dir is for `report live`", file=sys.stderr)
+        return 2
     if args.kind == "live":
         if not args.state_dir:
             print("report live: give --state-dir DIR (the session's state directory)", file=sys.stderr)
