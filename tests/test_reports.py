@@ -308,3 +308,13 @@ def test_reconcile_of_an_ml_gated_replay_matches(session: dict[str, Path], tmp_p
     assert rec.matches and len(rec.session_trades) > 0
     with pytest.raises(ReconcileError, match="another trading config"):
         reconcile(state, session_config())
+
+
+def test_report_live_refuses_bad_input_with_a_clear_message(tmp_path: Path, session: dict[str, Path]) -> None:
+    proc = cli("research", "report", "live", "--out", str(tmp_path / "a"))
+    assert proc.returncode == 2 and "--state-dir" in proc.stderr
+    proc = cli("research", "report", "live", "--state-dir", str(tmp_path / "nothing"), "--out", str(tmp_path / "b"))
+    assert proc.returncode == 2 and "no state here" in proc.stderr
+    proc = cli("research", "report", "live", "--state-dir", str(session["state"]), "--out", str(tmp_path / "c"),
+               "--set", "risk.max_drawdown=0.33", "--quiet")
+    assert proc.returncode == 1 and "another trading config" in proc.stderr and "--set" in proc.stderr
