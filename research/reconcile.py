@@ -91,6 +91,15 @@ def read_session(state_dir: str | Path) -> tuple[dict[str, str], pd.DataFrame, p
     return meta, bars, trades
 
 
+def check_config(state_dir: str | Path, meta: dict[str, str], cfg: Config) -> None:
+    """The replay must use the trading config the session ran with (its hash is in the state's identity)."""
+    if meta.get("config_hash") != trading_config_hash(cfg):
+        raise ReconcileError(
+            f"{state_dir}: the session ran with another trading config (config_hash "
+            f"{meta.get('config_hash', '')[:16]}…, this one {trading_config_hash(cfg)[:16]}…); pass the same "
+            "--config files and --set overrides the session was started with")
+
+
 def session_ohlcv(bars: pd.DataFrame) -> pd.DataFrame:
     """The bars the session saw, as the OHLCV frame the backtester takes."""
     index = pd.DatetimeIndex(pd.to_datetime(bars["ts"].to_numpy(np.int64), unit="ms", utc=True), name="time")
@@ -106,11 +115,7 @@ def reconcile(state_dir: str | Path, cfg: Config) -> Reconciliation:
     from research.backtest import run as backtest
 
     meta, bars, session_trades = read_session(state_dir)
-    if meta.get("config_hash") != trading_config_hash(cfg):
-        raise ReconcileError(
-            f"{state_dir}: the session ran with another trading config (config_hash "
-            f"{meta.get('config_hash', '')[:16]}…, this one {trading_config_hash(cfg)[:16]}…); pass the same "
-            "--config files and --set overrides the session was started with")
+    check_config(state_dir, meta, cfg)
     ohlcv = session_ohlcv(bars)
     index = pd.DatetimeIndex(ohlcv.index)
     warm = int(bars["warmup"].sum())

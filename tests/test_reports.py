@@ -317,4 +317,5 @@ def test_report_live_refuses_bad_input_with_a_clear_message(tmp_path: Path, sess
     assert proc.returncode == 2 and "no state here" in proc.stderr
     proc = cli("research", "report", "live", "--state-dir", str(session["state"]), "--out", str(tmp_path / "c"),
                "--set", "risk.max_drawdown=0.33", "--quiet")
-    assert proc.returncode == 1 and "another trading config" in proc.stderr and "--set" in proc.stderr
+    assert proc.returncode == 2 and "another trading config" in proc.stderr and "--set" in proc.stderr
+    assert not (tmp_path / "c" / "report.ipynb").exists()

@@ -119,7 +119,7 @@ def write_live_manifest(state_dir: Path, rest: list[str], out: Path, params: dic
     from cryptobot.config import ConfigError
     from cryptobot.live.state import DB_NAME, StateError
     from research.manifest import build_manifest, data_description, write_json
-    from research.reconcile import ReconcileError, read_session, session_config, session_ohlcv
+    from research.reconcile import ReconcileError, check_config, read_session, session_config, session_ohlcv
 
     args = _config_parser("live").parse_args(rest)
     params.setdefault("config_files", [str(Path(c).resolve()) for c in args.config])
@@ -127,6 +127,7 @@ def write_live_manifest(state_dir: Path, rest: list[str], out: Path, params: dic
     try:
         cfg = session_config(params["config_files"], params["overrides"])
         meta, bars, _ = read_session(state_dir)
+        check_config(state_dir, meta, cfg)
     except (ConfigError, StateError, ReconcileError) as exc:
         print(exc, file=sys.stderr)
         return 2
