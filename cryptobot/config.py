@@ -370,6 +370,16 @@ class Config(_Section):
         """JSON-safe dict with secrets masked (set ones as '**********', unset as null)."""
         return self.model_dump(mode="json")
 
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Config:
+        """A validated copy with dotted keys replaced (`{"ml.enabled": False}`); this config is unchanged."""
+        tree = self.model_dump()
+        for dotted, value in overrides.items():
+            _set_dotted(tree, dotted, value)
+        try:
+            return Config.model_validate(tree)
+        except ValidationError as exc:
+            raise ConfigError(_problems(exc)) from None
+
     def config_hash(self) -> str:
         """sha256 of the effective non-secret config: identifies a run's settings in manifests."""
         data = self.public_dict()

@@ -15,6 +15,8 @@ import pandas as pd
 
 from cryptobot.config import Config
 from cryptobot.kernels import execution as ex
+from cryptobot.ml.bundle import Bundle
+from cryptobot.ml.gate import gate_threshold
 from cryptobot.strategies import registered
 
 REASONS = {
@@ -26,11 +28,13 @@ REASONS = {
 }
 
 
-def execution_params(cfg: Config, bar_ms: int, gated: bool = False) -> np.ndarray:
+def execution_params(cfg: Config, bar_ms: int, gated: bool = False, bundle: Bundle | None = None) -> np.ndarray:
     """The execution kernel's parameter vector from config (layout `cryptobot.kernels.execution.P_*`).
 
     `gated`: the caller passes ML probabilities; every entry then needs p >= threshold, and a bar without a
     probability (NaN: warm-up, a bad feature row) is skipped as `ml_gate`. Ungated runs pass NaN and trade.
+    `bundle`: the probabilities come from this bundle, so the threshold is `gate_threshold` (the config's
+    `ml.threshold`, else the bundle's own) — the one place it enters the kernel, for backtest and live.
     """
     p = np.zeros(ex.N_PARAMS, dtype=np.float64)
     e, r, k, c = cfg.execution, cfg.risk, cfg.risk.kelly, cfg.costs
@@ -63,7 +67,8 @@ def execution_params(cfg: Config, bar_ms: int, gated: bool = False) -> np.ndarra
     p[ex.P_DAILY_LIMIT] = r.daily_loss_limit
     p[ex.P_JUMP_Z] = r.price_jump_zscore
     p[ex.P_JUMP_LB] = r.price_jump_lookback
-    p[ex.P_ML_THRESHOLD] = cfg.ml.threshold if cfg.ml.threshold is not None else 0.5
+    p[ex.P_ML_THRESHOLD] = (gate_threshold(cfg, bundle) if bundle is not None
+                            else cfg.ml.threshold if cfg.ml.threshold is not None else 0.5)
     p[ex.P_ML_SCALE] = float(cfg.ml.scale_size)
     p[ex.P_ML_ON] = float(gated)
     return p

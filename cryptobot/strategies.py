@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 from numba.core.caching import NullCache
 
-from cryptobot.config import Config, load_config
-from cryptobot.data.frames import timeframe_to_ms, timestamps_ms
+from cryptobot.config import Config
+from cryptobot.data.frames import ms_to_iso, timeframe_to_ms, timestamps_ms
 from cryptobot.data.validate import infer_timeframe
-from cryptobot.features import FEATURE_ORDER, feature_params
+from cryptobot.features import FEATURE_ORDER, LAYOUT_DIGEST, feature_params
 from cryptobot.kernels import combiner as cb
 from cryptobot.kernels import features as fk
 from cryptobot.kernels import strategies as sk
@@ -400,11 +400,29 @@ class Pipeline:
         return fk.features_init(self.fp), np.zeros(int(self.soff[-1]), dtype=np.float64)
 
 
-def _base_ms(ohlcv: pd.DataFrame, config: Config, timeframe: str | None) -> int:
-    if timeframe is not None:
-        return timeframe_to_ms(timeframe)
-    inferred = infer_timeframe(timestamps_ms(ohlcv))
-    return timeframe_to_ms(inferred or config.data.timeframe)
+def base_timeframe(config: Config, timeframe: str | None = None) -> str:
+    """The one rule for the base timeframe of `compute_signals` and `SignalStepper`.
+
+    The explicit `timeframe`, else the config's `data.timeframe`. The data never changes it silently: bars
+    spaced differently raise (`check_spacing`, `SignalStepper.update`), because the higher-timeframe strategy
+    would otherwise decide differently in research and in live trading.
+    """
+    tf = timeframe or config.data.timeframe
+    timeframe_to_ms(tf)  # a clear error for an unknown timeframe string
+    return tf
+
+
+def check_spacing(ts: np.ndarray, timeframe: str, what: str = "the bars") -> None:
+    """Raise when the most common spacing of `ts` is not `timeframe` (gaps are fine, another grid is not)."""
+    spacing = infer_timeframe(ts)
+    if spacing is not None and timeframe_to_ms(spacing) != timeframe_to_ms(timeframe):
+        raise ValueError(f"{what} are spaced {spacing} but the timeframe is {timeframe}: pass "
+                         f"timeframe={spacing!r} or set data.timeframe: {spacing} in the config")
+
+
+def active_strategies(config: Config) -> list[str]:
+    """The registered strategies this config enables, in `registered()` order (what a run names as having run)."""
+    return [name for name, spec in _REGISTRY.items() if spec.enabled(config)]
 
 
 def signal_columns(names: tuple[str, ...]) -> list[str]:
@@ -420,15 +438,22 @@ def compute_signals(ohlcv: pd.DataFrame, config: Config | None = None, timeframe
 
     Columns: `action` (int8 −1/0/+1), `confidence`, `stop_loss`, `take_profit` (NaN on hold), `voters`
     (bitmask over the registered strategies, in `registered()` order), then `<name>_action` and
-    `<name>_confidence` per strategy (plus the 15 features when `with_features`). The base timeframe (for
-    the higher-timeframe strategy) is `timeframe`, else inferred from the index, else `data.timeframe`.
+    `<name>_confidence` per strategy (plus the 15 features when `with_features`).
+
+    `config=None` means the built-in defaults (`Config()`), as `compute_features(params=None)` does: neither
+    reads config files or the environment, so a notebook cell gives the same numbers on every machine; pass
+    `load_config()` to apply them. The base timeframe follows `base_timeframe` (the `timeframe` argument, else
+    `data.timeframe`), exactly as `SignalStepper`; bars spaced otherwise raise a `ValueError` saying what to pass.
     """
-    cfg = config or load_config()
-    pipe = Pipeline.build(cfg, _base_ms(ohlcv, cfg, timeframe))
+    cfg = config or Config()
+    tf = base_timeframe(cfg, timeframe)
+    ts = timestamps_ms(ohlcv)
+    check_spacing(ts, tf)
+    pipe = Pipeline.build(cfg, timeframe_to_ms(tf))
     fst, sst = pipe.new_state()
     arrays = [np.ascontiguousarray(ohlcv[c].to_numpy(dtype=np.float64)) for c in ("open", "high", "low", "close", "volume")]
     feats, votes, outs = pipe.module.pipeline_batch(fst, pipe.fp, sst, pipe.sp, pipe.soff, pipe.poff, pipe.weights,
-                                                    pipe.enabled, pipe.cp, timestamps_ms(ohlcv), *arrays)
+                                                    pipe.enabled, pipe.cp, ts, *arrays)
     data: dict[str, Any] = {
         "action": outs[:, cb.OUT_ACTION].astype(np.int8),
         "confidence": outs[:, cb.OUT_CONF],
@@ -459,12 +484,25 @@ class SignalResult:
 
 
 class SignalStepper:
-    """Features, strategies and combiner for one closed bar at a time (the live adapter's decision step)."""
+    """Features, strategies and combiner for one closed bar at a time (the live adapter's decision step).
+
+    Config and timeframe follow the same rules as `compute_signals` (`config=None` → `Config()`;
+    `base_timeframe`). Each bar must open on the timeframe's grid, after the previous one, a whole number of
+    bars later; three gaps of the same length in a row mean the bars come on another timeframe. Any of these
+    raises a `ValueError` before the bar changes the state, instead of deciding differently from the backtest.
+    """
+
+    GAP_RUN_LIMIT = 3  # shipped data never has two gaps in a row; a coarser feed has one at every bar
 
     def __init__(self, config: Config | None = None, timeframe: str | None = None):
-        cfg = config or load_config()
+        cfg = config or Config()
         self.config = cfg
-        self.pipeline = Pipeline.build(cfg, timeframe_to_ms(timeframe or cfg.data.timeframe))
+        self.timeframe = base_timeframe(cfg, timeframe)
+        self.bar_ms = timeframe_to_ms(self.timeframe)
+        self.pipeline = Pipeline.build(cfg, self.bar_ms)
+        self._last_ts = -1
+        self._gap = 0
+        self._gap_run = 0
         self._fst, self._sst = self.pipeline.new_state()
         self._foff = fk.feature_layout(self.pipeline.fp)
         self._bar = np.empty(5)
@@ -496,6 +534,7 @@ class SignalStepper:
 
     def step(self, timestamp_ms: int, open: float, high: float, low: float, close: float, volume: float) -> np.ndarray:
         """Like `update` without building a result object: returns the internal output vector (a view)."""
+        self._check_time(int(timestamp_ms))
         bar = self._bar
         bar[0], bar[1], bar[2], bar[3], bar[4] = open, high, low, close, volume
         p = self.pipeline
@@ -503,8 +542,31 @@ class SignalStepper:
                                p.cp, int(timestamp_ms), bar, self._feat, self._votes, self._out)
         return self._out
 
+    def _check_time(self, ts: int) -> None:
+        ms, last = self.bar_ms, self._last_ts
+        if ts % ms:
+            raise ValueError(f"bar at {ms_to_iso(ts)} is not on the {self.timeframe} grid: this stepper's timeframe "
+                             f"is {self.timeframe}; build it with the timeframe of the feed")
+        if last >= 0:
+            delta = ts - last
+            if delta <= 0:
+                raise ValueError(f"bar at {ms_to_iso(ts)} does not follow the previous bar ({ms_to_iso(last)}): "
+                                 "closed bars must arrive once each, in order")
+            if delta > ms:
+                self._gap_run = self._gap_run + 1 if delta == self._gap else 1
+                self._gap = delta
+                if self._gap_run >= self.GAP_RUN_LIMIT:
+                    raise ValueError(f"the last {self._gap_run} bars are {delta // 60_000} minutes apart but this "
+                                     f"stepper's timeframe is {self.timeframe}: build it with the feed's timeframe")
+            else:
+                self._gap_run = 0
+        self._last_ts = ts
+
     def get_state(self) -> dict[str, np.ndarray]:
+        """Everything `set_state` needs, as plain arrays (the feature layout digest and last bar time included)."""
         return {
+            "layout": np.array(LAYOUT_DIGEST),
+            "last_timestamp": np.array(self._last_ts, dtype=np.int64),
             "strategies": np.array(self.pipeline.names),
             "feature_params": self.pipeline.fp.copy(),
             "strategy_params": self.pipeline.sp.copy(),
@@ -513,6 +575,10 @@ class SignalStepper:
         }
 
     def set_state(self, saved: dict[str, np.ndarray]) -> None:
+        layout = str(np.asarray(saved.get("layout", "")))
+        if layout != LAYOUT_DIGEST:
+            raise ValueError(f"saved signal state has feature layout {layout or 'none'!r}, this version uses "
+                             f"{LAYOUT_DIGEST!r}; rebuild the state from history")
         names = tuple(str(n) for n in np.asarray(saved["strategies"]).tolist())
         if names != self.pipeline.names:
             raise ValueError(f"saved signal state is for strategies {names}, this stepper runs {self.pipeline.names}")
@@ -524,3 +590,5 @@ class SignalStepper:
         if fst.shape != self._fst.shape or sst.shape != self._sst.shape:
             raise ValueError("saved signal state has the wrong size; rebuild it from history")
         self._fst, self._sst = fst.copy(), sst.copy()
+        self._last_ts = int(np.asarray(saved.get("last_timestamp", -1)))
+        self._gap = self._gap_run = 0

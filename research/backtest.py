@@ -19,8 +19,11 @@ from cryptobot.config import Config, load_config
 from cryptobot.data import DataValidationError, timeframe_to_ms, timestamps_ms, validate_frame
 from cryptobot.data.validate import infer_timeframe
 from cryptobot.execution import execution_params, fingerprint, orders_frame, skips_frame, trades_frame
+from cryptobot.features import FEATURE_ORDER
 from cryptobot.kernels import execution as ex
-from cryptobot.strategies import compute_signals
+from cryptobot.ml import load_bundle
+from cryptobot.ml.gate import gate_probabilities
+from cryptobot.strategies import active_strategies, compute_signals
 
 
 @dataclass
@@ -66,6 +69,9 @@ def run(ohlcv: pd.DataFrame, config: Config | None = None, ml_gate: Any = None,
     `ml_gate`: per-bar probabilities aligned with `ohlcv` (array or Series); an entry is taken only when
     p >= threshold (`ml.threshold`, default 0.5) and its size is scaled by p when `ml.scale_size`; a bar
     without a probability (NaN) takes no entry (`ml_gate`).
+    Without `ml_gate` and with `ml.enabled`, the bundle in `ml.bundle_dir` gates exactly as in live trading
+    (`cryptobot.ml.gate`; threshold `ml.threshold`, else the bundle's own); a bundle that cannot be verified
+    raises `BundleError` — never a silent ungated run.
     `currency`: what money is counted in (stats.json), default the quote of `exchange.symbol`.
     `trade_from`: bars before this position only warm the strategies and the execution kernel starts at
     it, flat with the initial capital — what the live bot does with its history warm-up (reconciliation).
@@ -73,7 +79,11 @@ def run(ohlcv: pd.DataFrame, config: Config | None = None, ml_gate: Any = None,
     cfg = config or load_config()
     tf = _check_input(ohlcv)
     bar_ms = timeframe_to_ms(tf)
-    signals = compute_signals(ohlcv, cfg, timeframe=tf)
+    bundle = load_bundle(cfg.ml.bundle_dir) if ml_gate is None and cfg.ml.enabled else None
+    signals = compute_signals(ohlcv, cfg, timeframe=tf, with_features=bundle is not None)
+    if bundle is not None:
+        ml_gate = gate_probabilities(bundle, signals[list(FEATURE_ORDER)].to_numpy())
+        signals = signals.drop(columns=list(FEATURE_ORDER))
     n = len(ohlcv)
     if ml_gate is None:
         ml = np.full(n, np.nan)
@@ -86,8 +96,9 @@ def run(ohlcv: pd.DataFrame, config: Config | None = None, ml_gate: Any = None,
     t = slice(trade_from, None)
     ts = timestamps_ms(ohlcv)[t]
     o, h, lo, c = (np.ascontiguousarray(ohlcv[k].to_numpy(np.float64)[t]) for k in ("open", "high", "low", "close"))
+    params = execution_params(cfg, bar_ms, gated=ml_gate is not None, bundle=bundle)
     events, traded_equity, traded_position, _ = ex.execution_batch(
-        execution_params(cfg, bar_ms, gated=ml_gate is not None), ts, o, h, lo, c,
+        params, ts, o, h, lo, c,
         np.ascontiguousarray(signals["action"].to_numpy(np.float64)[t]),
         np.ascontiguousarray(signals["stop_loss"].to_numpy(np.float64)[t]),
         np.ascontiguousarray(signals["take_profit"].to_numpy(np.float64)[t]),
@@ -108,6 +119,9 @@ def run(ohlcv: pd.DataFrame, config: Config | None = None, ml_gate: Any = None,
     from research.stats import compute_stats
 
     stats = compute_stats(eq, trades, skipped, signals, cfg, bar_ms, currency)
+    stats["strategies"] = active_strategies(cfg)
+    stats["ml_gate"] = {"gated": ml_gate is not None, "bundle_id": bundle.bundle_id if bundle is not None else None,
+                        "threshold": float(params[ex.P_ML_THRESHOLD]) if ml_gate is not None else None}
     return BacktestResult(trades, skipped, eq, pos, signals, stats, fingerprint(trades), cfg, orders,
                           _close=ohlcv["close"])
 

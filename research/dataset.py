@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 
 from cryptobot.config import Config
+from cryptobot.data.frames import timestamps_ms
+from cryptobot.data.validate import infer_timeframe
 from cryptobot.features import compute_features
 from cryptobot.strategies import compute_signals
 from research.labels import Labels, fixed_horizon, meta_labels, round_trip_cost, triple_barrier
@@ -33,7 +35,9 @@ def make_labels(ohlcv: pd.DataFrame, cfg: Config) -> Labels:
     if ml.label == "triple_barrier":
         return triple_barrier(ohlcv, ml.horizon_bars, ml.fixed_horizon_return * 2, ml.fixed_horizon_return,
                               round_trip_cost(cfg))
-    return meta_labels(ohlcv, compute_signals(ohlcv, cfg), ml.horizon_bars, cfg)
+    # the data's own spacing: a training file on another timeframe than `data.timeframe` is labelled as it is
+    signals = compute_signals(ohlcv, cfg, timeframe=infer_timeframe(timestamps_ms(ohlcv)))
+    return meta_labels(ohlcv, signals, ml.horizon_bars, cfg)
 
 
 def build_dataset(ohlcv: pd.DataFrame, cfg: Config) -> Dataset:

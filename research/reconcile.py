@@ -110,7 +110,7 @@ def reconcile(state_dir: str | Path, cfg: Config) -> Reconciliation:
     """Replay the session in `state_dir` through the backtester with `cfg` (the session's config) and diff."""
     from cryptobot.features import FEATURE_ORDER
     from cryptobot.ml import load_bundle
-    from cryptobot.ml.gate import gate_probabilities, gate_threshold
+    from cryptobot.ml.gate import gate_probabilities
     from cryptobot.strategies import compute_signals
     from research.backtest import run as backtest
 
@@ -124,18 +124,16 @@ def reconcile(state_dir: str | Path, cfg: Config) -> Reconciliation:
     if warm >= len(bars):
         raise ReconcileError(f"{state_dir}: the session has only warm-up bars; nothing was traded yet")
     gate = None
-    bt_cfg = cfg
     if cfg.ml.enabled:
         bundle = load_bundle(cfg.ml.bundle_dir)
         if bundle.bundle_id != meta.get("bundle_id", ""):
             raise ReconcileError(f"{state_dir}: the session used ML bundle {meta.get('bundle_id', '')[:16]!r}, "
                                  f"{cfg.ml.bundle_dir} is {bundle.bundle_id[:16]!r}; point ml.bundle_dir at the "
                                  "bundle the session ran with")
+        # the probabilities the backtest gates with (it loads the same bundle), to compare bar by bar
         feats = compute_signals(ohlcv, cfg, with_features=True)[list(FEATURE_ORDER)].to_numpy()
         gate = gate_probabilities(bundle, feats)
-        # the bot's kernel takes the bundle's own threshold when ml.threshold is unset; so must the replay
-        bt_cfg = cfg.model_copy(update={"ml": cfg.ml.model_copy(update={"threshold": gate_threshold(cfg, bundle)})})
-    result = backtest(ohlcv, bt_cfg, ml_gate=gate, trade_from=warm)
+    result = backtest(ohlcv, cfg, trade_from=warm)
     bt = result.trades
     at_end = bt[bt["exit_reason"] == "end_of_data"].reset_index(drop=True)
     bt = bt[bt["exit_reason"] != "end_of_data"].reset_index(drop=True)

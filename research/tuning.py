@@ -78,7 +78,7 @@ def gated_sharpe(ohlcv: pd.DataFrame, cfg: Config, data: Dataset, prob: np.ndarr
     start = int(data.positions[covered][0])
     gate = np.full(len(ohlcv), np.nan)
     gate[data.positions[covered]] = prob[covered]
-    gated_cfg = Config.model_validate({**cfg.model_dump(), "ml": {**cfg.ml.model_dump(), "threshold": threshold}})
+    gated_cfg = cfg.with_overrides({"ml.threshold": threshold})
     stats = backtest(ohlcv.iloc[start:], gated_cfg, ml_gate=gate[start:]).stats
     return {"sharpe": stats["sharpe"], "trades": stats["trade_count"], "total_return": stats["total_return"]}
 
@@ -94,7 +94,7 @@ def make_objective(ohlcv: pd.DataFrame, cfg: Config) -> Any:
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        tuned = Config.model_validate({**cfg.model_dump(), "ml": {**cfg.ml.model_dump(), "weights": weights}})
+        tuned = cfg.with_overrides({"ml.weights": weights})
         oof = out_of_fold(data, tuned, params, on_fold=on_fold)
         prob = ensemble(oof, weights)
         result = gated_sharpe(ohlcv, cfg, data, prob, threshold)

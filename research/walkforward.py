@@ -82,8 +82,8 @@ def run_walkforward(ohlcv: pd.DataFrame, cfg: Config, train: int, test: int, exp
         for name, model in models.items():
             probs[name][ok] = model.predict_proba(feats[ok])[:, 1]
         gate = ensemble(probs, weights)
-        gated_cfg = Config.model_validate({**cfg.model_dump(), "ml": {**cfg.ml.model_dump(), "threshold": threshold}})
-        plain_run = backtest(test_df, cfg)
+        gated_cfg = cfg.with_overrides({"ml.threshold": threshold})
+        plain_run = backtest(test_df, cfg.with_overrides({"ml.enabled": False}))  # the ungated comparison
         plain = plain_run.stats
         gated = backtest(test_df, gated_cfg, ml_gate=gate).stats
         signal_bars = plain_run.signals["action"].to_numpy() != 0

@@ -37,7 +37,7 @@ def test_a_leaky_computation_is_caught() -> None:
     df = read_csv(ROOT / "data/sample/bitbank_BTC-JPY_4h_2018.csv.gz")
 
     def leaky(ohlcv: pd.DataFrame) -> pd.DataFrame:
-        out = features_and_signals(CFG)(ohlcv)
+        out = features_and_signals(CFG, "4h")(ohlcv)
         out["next_close"] = ohlcv["close"].shift(-1)  # peeks one bar ahead
         out["centred_mean"] = ohlcv["close"].rolling(5, center=True).mean()
         return out

@@ -187,7 +187,8 @@ def test_degenerate_flat_market() -> None:
 
 
 @st.composite
-def ohlcv_series(draw: st.DrawFn) -> pd.DataFrame:
+def ohlcv_series(draw: st.DrawFn, regular: bool = False) -> pd.DataFrame:
+    """Random bars with gaps; `regular`: mostly 15m apart, never two gaps in a row (a feed a stepper accepts)."""
     n = draw(st.integers(min_value=1, max_value=160))
     scale = draw(st.sampled_from([1e-6, 1.0, 5e6, 1e9]))
     steps = draw(st.lists(st.floats(-0.2, 0.2, allow_nan=False), min_size=n, max_size=n))
@@ -202,6 +203,8 @@ def ohlcv_series(draw: st.DrawFn) -> pd.DataFrame:
     low = np.minimum(low, np.minimum(open_, close))
     volume = np.where(flat, 0.0, np.abs(np.array(steps)) * 100)
     gaps = draw(st.lists(st.integers(1, 5), min_size=n, max_size=n))
+    if regular:
+        gaps = [g if i % 3 == 0 else 1 for i, g in enumerate(gaps)]
     ts = np.cumsum(gaps).astype(np.int64) * 900_000
     return make_frame(ts, {"open": open_, "high": high, "low": low, "close": close, "volume": volume})
 

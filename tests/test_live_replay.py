@@ -24,13 +24,9 @@ import pytest
 from cryptobot.config import load_config
 from cryptobot.data import load_frame
 from cryptobot.execution import fingerprint
-from cryptobot.features import FEATURE_ORDER
 from cryptobot.kernels import execution as ex
 from cryptobot.live.__main__ import main as live_main
 from cryptobot.live.state import StateStore
-from cryptobot.ml import load_bundle
-from cryptobot.ml.gate import gate_probabilities
-from cryptobot.strategies import compute_signals
 from research.backtest import run as backtest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,11 +47,8 @@ def _expected(path: Path, overrides: tuple[str, ...]) -> tuple[pd.DataFrame, pd.
     sets = dict(item.split("=", 1) for item in overrides[1::2])
     cfg = load_config(overrides={k: (v == "true") if v in ("true", "false") else v for k, v in sets.items()})
     data = load_frame(path)
-    gate = None
-    if cfg.ml.enabled:
-        feats = compute_signals(data, cfg, with_features=True)[list(FEATURE_ORDER)].to_numpy()
-        gate = gate_probabilities(load_bundle(cfg.ml.bundle_dir), feats)
-    result = backtest(data, cfg, ml_gate=gate)
+    result = backtest(data, cfg)  # with ml.enabled it gates with ml.bundle_dir, as `research backtest` does
+    assert result.stats["ml_gate"]["gated"] == cfg.ml.enabled
     t = result.trades
     return t[t["exit_reason"] != "end_of_data"].reset_index(drop=True), t[t["exit_reason"] == "end_of_data"], result
 

@@ -29,7 +29,7 @@ def test_default_config_enters_in_every_quarter_that_has_signals(name: str) -> N
     """Real Kelly sizing as shipped: a losing record must not lock the bot out for the rest of the data."""
     df = read_csv(SAMPLE / name)
     cfg = Config()
-    signals = compute_signals(df, cfg)
+    signals = compute_signals(df, cfg, timeframe=name.split("_")[2])
     with_signals = quarters(signals.index[signals["action"] != 0])
     assert with_signals
     result = run(df, cfg)
@@ -79,7 +79,7 @@ def ema_only(**ema: float) -> Config:
 def test_ema_cross_without_a_stop() -> None:
     df = read_csv(SAMPLE / "bitbank_BTC-JPY_1h_2018.csv.gz")
     cfg = ema_only(sl_pct=0.0, tp_pct=0.0)
-    signals = compute_signals(df, cfg)
+    signals = compute_signals(df, cfg, timeframe="1h")
     acted = signals[signals["action"] != 0]
     assert len(acted) > 50 and acted["stop_loss"].isna().all() and acted["take_profit"].isna().all()
     trades = run(df, cfg).trades
@@ -91,7 +91,7 @@ def test_ema_cross_stop_of_100_percent_still_trades_longs() -> None:
     """sl_pct 1.0 puts a long's stop at 0 — no stop; a short's at twice the price."""
     df = read_csv(SAMPLE / "bitbank_BTC-JPY_1h_2018.csv.gz")
     cfg = ema_only(sl_pct=1.0)
-    signals = compute_signals(df, cfg)
+    signals = compute_signals(df, cfg, timeframe="1h")
     longs = signals[signals["action"] > 0]
     shorts = signals[signals["action"] < 0]
     assert len(longs) > 20 and longs["stop_loss"].isna().all()

@@ -160,8 +160,8 @@ def test_donchian_rules(close: float, ch: float, vr: float, action: int, conf: f
 def test_donchian_breakout_fires_on_real_data() -> None:
     """The seed's breakout could never fire (it compared with a channel including the current bar)."""
     df = read_csv(ROOT / "data/sample/bitbank_BTC-JPY_1h_2018.csv.gz")
-    sig = compute_signals(df, CFG)
-    f = compute_signals(df, CFG, with_features=True)
+    sig = compute_signals(df, CFG, timeframe="1h")
+    f = compute_signals(df, CFG, timeframe="1h", with_features=True)
     prev_hi = f["donchian_high_20"].shift(1)
     breakout = (df["close"] > prev_hi * 1.002) & (f["volume_ratio"] > 1.2)
     assert breakout.sum() > 10
@@ -268,7 +268,7 @@ def test_config_weights_reach_the_combiner() -> None:
     only_adx = Config.model_validate({"strategies": {n: {"enabled": n == "adx_trend_strength"}
                                                      for n in ("atr_based", "mochipoy_alert", "multi_timeframe",
                                                                "donchian_channel", "adx_trend_strength")}})
-    sig = compute_signals(df, only_adx)
+    sig = compute_signals(df, only_adx, timeframe="4h")
     adx_bit = 1 << registered().index("adx_trend_strength")
     acting = sig["action"] != 0
     assert acting.any() and (sig.loc[acting, "voters"] == adx_bit).all()
@@ -304,7 +304,7 @@ def test_batch_and_step_identical_on_shipped_data(path: Path) -> None:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(df=ohlcv_series())
+@given(df=ohlcv_series(regular=True))
 def test_property_batch_equals_step(df: pd.DataFrame) -> None:
     assert np.array_equal(batch_matrix(compute_signals(df, CFG, timeframe="15m")), step_all(df, CFG, "15m"), equal_nan=True)
 
@@ -345,9 +345,10 @@ def test_nan_bars_give_no_signal_and_do_not_poison() -> None:
 def test_no_lookahead_when_data_is_cut(path: Path) -> None:
     """Recomputing on data cut at a point (mid higher-timeframe bar included) changes nothing before it."""
     df = read_csv(path).iloc[:6000]
-    full = batch_matrix(compute_signals(df, CFG))
+    tf = path.name.split("_")[2]
+    full = batch_matrix(compute_signals(df, CFG, timeframe=tf))
     for cut in (777, 1501, 2999, 4444, 5999):
-        part = batch_matrix(compute_signals(df.iloc[:cut], CFG, timeframe=None))
+        part = batch_matrix(compute_signals(df.iloc[:cut], CFG, timeframe=tf))
         assert np.array_equal(part, full[:cut], equal_nan=True), cut
 
 
@@ -367,15 +368,15 @@ def test_custom_strategy_registration_end_to_end() -> None:
         assert registered()[-1] == "test_long"
         df = read_csv(ROOT / "data/sample/bitbank_BTC-JPY_1h_2026-08_sample.csv.gz")
         cfg = Config.model_validate({"strategies": {"custom": {"test_long": {"params": {"after": 100}, "weight": 50}}}})
-        sig = compute_signals(df, cfg)
+        sig = compute_signals(df, cfg, timeframe="1h")
         assert (sig["test_long_action"].iloc[:100] == 0).all() and (sig["test_long_action"].iloc[101:] == 1).all()
         assert (sig["action"].iloc[101:] == 1).all()  # weight 50 dominates the combiner
-        stop = df["close"].iloc[150] - 2.0 * compute_signals(df, cfg, with_features=True)["atr_14"].iloc[150]
+        stop = df["close"].iloc[150] - 2.0 * compute_signals(df, cfg, timeframe="1h", with_features=True)["atr_14"].iloc[150]
         assert sig["stop_loss"].iloc[150] == pytest.approx(stop)
         assert np.array_equal(batch_matrix(sig), step_all(df, cfg, "1h"), equal_nan=True)
         bad = Config.model_validate({"strategies": {"custom": {"test_long": CustomStrategyConfig(params={"nope": 1})}}})
         with pytest.raises(ValueError, match="unknown parameter"):
-            compute_signals(df, bad)
+            compute_signals(df, bad, timeframe="1h")
     finally:
         unregister_strategy("test_long")
     assert "test_long" not in registered()
@@ -418,7 +419,8 @@ from cryptobot.strategies import compute_signals, register_strategy
 register_strategy("probe", probe_strategy.probe_step, defaults={}, state_size=1, warmup=0)
 df = read_csv(sys.argv[2]).iloc[:200]
 seeds = ("atr_based", "mochipoy_alert", "multi_timeframe", "donchian_channel", "adx_trend_strength")
-sig = compute_signals(df, load_config(environ={}, overrides={f"strategies.{n}.enabled": False for n in seeds}))
+sig = compute_signals(df, load_config(environ={}, overrides={f"strategies.{n}.enabled": False for n in seeds}),
+                      timeframe="1h")
 last = sig.iloc[-1]
 print(json.dumps({"confidence": float(last["probe_confidence"]),
                   "stop_fraction": float(1.0 - last["stop_loss"] / df["close"].iloc[-1])}))
@@ -469,3 +471,86 @@ def test_signal_stepper_counts_bars_and_reports_ready() -> None:
         assert stepper.ready == (i + 1 > stepper.warmup)
         if i > stepper.warmup + 2:
             break
+
+
+# ------------------------------------------------------------------------------------- one timeframe rule
+HOURLY = ROOT / "data/sample/bitbank_BTC-JPY_1h_2018.csv.gz"
+
+
+def test_signals_refuse_data_on_another_timeframe_than_the_rule_says() -> None:
+    df = read_csv(HOURLY).iloc[:2000]
+    with pytest.raises(ValueError, match=r"spaced 1h but the timeframe is 15m.*timeframe='1h'"):
+        compute_signals(df, CFG)
+    hourly = load_config(environ={}, overrides={"data.timeframe": "1h"})
+    assert np.array_equal(batch_matrix(compute_signals(df, hourly)), batch_matrix(compute_signals(df, CFG, "1h")),
+                          equal_nan=True)
+
+
+def test_batch_and_stepper_follow_the_same_rule_without_a_timeframe_argument() -> None:
+    """Config says 1h, neither call names a timeframe: the same decisions on every bar of the shipped file."""
+    df = read_csv(HOURLY)
+    hourly = load_config(environ={}, overrides={"data.timeframe": "1h"})
+    stepper = SignalStepper(hourly)
+    rows = []
+    for t, *bar in zip(timestamps_ms(df), *(df[c] for c in ("open", "high", "low", "close", "volume")), strict=True):
+        out = stepper.step(int(t), *bar)
+        rows.append(out.copy())
+    stepped = np.array(rows)[:, [cb.OUT_ACTION, cb.OUT_CONF, cb.OUT_SL, cb.OUT_TP, cb.OUT_VOTERS]]
+    sig = compute_signals(df, hourly)
+    assert np.array_equal(stepped, sig[["action", "confidence", "stop_loss", "take_profit", "voters"]].to_numpy(),
+                          equal_nan=True)
+
+
+def _feed(stepper: SignalStepper, ts: list[int]) -> None:
+    for t in ts:
+        stepper.update(t, 100.0, 101.0, 99.0, 100.5, 1.0)
+
+
+def test_stepper_refuses_bars_whose_spacing_contradicts_its_timeframe() -> None:
+    df = read_csv(HOURLY)
+    hourly_ts = [int(t) for t in timestamps_ms(df)[:10]]
+    with pytest.raises(ValueError, match=r"last 3 bars are 60 minutes apart.*timeframe is 15m"):
+        _feed(SignalStepper(CFG), hourly_ts)  # a 1h feed into a 15m stepper
+    quarter = 900_000
+    start = hourly_ts[0]
+    with pytest.raises(ValueError, match="not on the 1h grid"):
+        _feed(SignalStepper(CFG, "1h"), [start, start + quarter])  # a 15m feed into a 1h stepper
+    with pytest.raises(ValueError, match="does not follow the previous bar"):
+        _feed(SignalStepper(CFG), [start, start + quarter, start + quarter])  # the same bar twice
+    gappy = SignalStepper(CFG)  # single gaps (a maintenance window, a lost bar) are normal
+    _feed(gappy, [start, start + 4 * quarter, start + 5 * quarter, start + 9 * quarter, start + 10 * quarter])
+    assert gappy.bars_seen == 5
+
+
+def test_stepper_spacing_check_survives_save_and_restore() -> None:
+    first = SignalStepper(CFG)
+    start = 1_514_764_800_000
+    _feed(first, [start, start + 900_000])
+    second = SignalStepper(CFG)
+    second.set_state(first.get_state())
+    with pytest.raises(ValueError, match="does not follow the previous bar"):
+        _feed(second, [start + 900_000])
+
+
+def test_saved_signal_state_carries_the_feature_layout() -> None:
+    stepper = SignalStepper(CFG)
+    saved = stepper.get_state()
+    with pytest.raises(ValueError, match="feature layout"):
+        SignalStepper(CFG).set_state({**saved, "layout": np.array("other")})
+
+
+def test_no_config_means_built_in_defaults_for_signals_and_features(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`config=None` reads neither the environment nor files, like `compute_features(params=None)`."""
+    from cryptobot.features import compute_features
+
+    df = read_csv(HOURLY).iloc[:3000]
+    monkeypatch.setenv("CRYPTOBOT__STRATEGIES__ATR_BASED__ENABLED", "false")
+    monkeypatch.setenv("CRYPTOBOT__FEATURES__RSI_PERIOD", "5")
+    monkeypatch.setenv("CRYPTOBOT__DATA__TIMEFRAME", "1h")
+    defaults = Config()
+    assert load_config().strategies.atr_based.enabled is False  # the environment does reach load_config
+    sig = compute_signals(df, timeframe="1h", with_features=True)
+    assert np.array_equal(batch_matrix(sig), batch_matrix(compute_signals(df, defaults, "1h")), equal_nan=True)
+    assert np.array_equal(compute_features(df).to_numpy(), compute_features(df, defaults.features).to_numpy(),
+                          equal_nan=True)
+    assert SignalStepper().timeframe == defaults.data.timeframe == "15m"

@@ -15,7 +15,7 @@ from cryptobot.execution import REASONS, execution_params
 from cryptobot.kernels import execution as ex
 from cryptobot.live.state import BarRecord, KernelStates
 from cryptobot.ml.bundle import Bundle
-from cryptobot.ml.gate import gate_probabilities, gate_threshold
+from cryptobot.ml.gate import gate_probabilities
 from cryptobot.strategies import SignalStepper
 
 Bar = tuple[int, float, float, float, float, float]  # open time (UTC ms), open, high, low, close, volume
@@ -28,10 +28,7 @@ class Engine:
         self.stepper = SignalStepper(cfg, timeframe)
         self.bundle = bundle
         self.bar_ms = timeframe_to_ms(timeframe)
-        self.params = execution_params(cfg, self.bar_ms, gated=bundle is not None)
-        if bundle is not None:
-            # the single place the bundle's gate threshold enters the kernel parameters
-            self.params[ex.P_ML_THRESHOLD] = gate_threshold(cfg, bundle)
+        self.params = execution_params(cfg, self.bar_ms, gated=bundle is not None, bundle=bundle)
         self.exec_state = ex.execution_init(self.params)
         self._ev = np.empty((ex.EV_MAX, ex.EV_WIDTH))
         self.seq = 0  # the kernel's bar index of the next bar
@@ -52,7 +49,8 @@ class Engine:
 
     def restore(self, saved: KernelStates) -> None:
         current = self.stepper.get_state()
-        self.stepper.set_state({**current, "feature_state": saved.features, "strategy_state": saved.strategies})
+        self.stepper.set_state({**current, "feature_state": saved.features, "strategy_state": saved.strategies,
+                                "last_timestamp": np.array(saved.ts, dtype=np.int64)})
         if saved.execution.shape != self.exec_state.shape:
             raise ValueError("saved execution state has the wrong size for this config")
         self.exec_state = saved.execution.copy()

@@ -31,7 +31,7 @@ slows = list(range(2 + fast_n + 3, 2 + fast_n + 3 + 3 * slow_n, 3))  # every slo
 if engine == "cryptobot":
     from research.sweep import run_sweep
     cfg = config().model_copy(deep=True)
-    cfg = type(cfg).model_validate({**cfg.model_dump(), "execution": {**cfg.execution.model_dump(), "reverse_on_opposite": False}})
+    cfg = cfg.with_overrides({"execution.reverse_on_opposite": False})
     grid = {"strategies.ema_cross.fast": fasts, "strategies.ema_cross.slow": slows}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:

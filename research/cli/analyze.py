@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from cryptobot.config import ConfigError
-from cryptobot.data import DataValidationError
+from cryptobot.data import DataValidationError, timestamps_ms
+from cryptobot.data.validate import infer_timeframe
 from research.analysis import default_cuts, features_and_signals, lookahead, warmup
 from research.cli.common import add_data_arguments, load_inputs
 
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.what == "lookahead":
         cuts = default_cuts(len(data), args.cuts, start=min(60, len(data) // 4))
-        report = lookahead(data, features_and_signals(cfg), cuts, progress=not args.quiet)
+        subject = features_and_signals(cfg, infer_timeframe(timestamps_ms(data)))  # the data's own timeframe
+        report = lookahead(data, subject, cuts, progress=not args.quiet)
         print(report)
         return 0 if report.ok else 1
     span = len(data) // 2

@@ -11,6 +11,7 @@ import pandas as pd
 
 from cryptobot.config import ConfigError
 from cryptobot.data import DataValidationError, validate_frame
+from cryptobot.ml import BundleError
 from research.backtest import BacktestResult, run
 from research.cli.common import add_data_arguments, load_inputs
 from research.manifest import build_manifest, data_description, input_gaps, write_json
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"backtesting {len(data):,} bars of {args.data} ({data.index[0]} .. {data.index[-1]}) …", file=sys.stderr)
     try:
         result = run(data, cfg, currency=quote_currency(args.data, cfg))
-    except (DataValidationError, ValueError) as exc:
+    except (DataValidationError, ValueError, BundleError) as exc:
         print(exc, file=sys.stderr)
         return 2
     write_json(out / "stats.json", result.stats)
@@ -68,11 +69,15 @@ def main(argv: list[str] | None = None) -> int:
                     "overrides": args.set},
         data=[data_description(args.data, data)],
         extra={"fingerprint": result.fingerprint, "trade_count": result.stats["trade_count"],
-               "currency": result.stats["currency"], "input_validation": gaps},
+               "currency": result.stats["currency"], "input_validation": gaps,
+               "strategies": result.stats["strategies"], "ml_gate": result.stats["ml_gate"]},
     )
     write_json(out / "manifest.json", manifest)
     write_equity_html(result, data["close"], out / "equity.html")
     s = result.stats
+    gate = s["ml_gate"]
+    print(f"strategies: {', '.join(s['strategies']) or 'none enabled'}; ML gate: "
+          + (f"bundle {gate['bundle_id']} at p >= {gate['threshold']:.3g}" if gate["bundle_id"] else "off"))
     print(f"trades {s['trade_count']}, total return {s['total_return']:.2%}, Sharpe {s['sharpe']:.2f}, "
           f"max drawdown {s['max_drawdown']:.2%}, fees {s['fees_paid']:.0f} {s['currency']}, "
           f"fingerprint {result.fingerprint[:16]}")

@@ -93,7 +93,7 @@ def run_tuning(rest: list[str], out: Path) -> int:
         print("tuning: the data is too short for one cross-validation test fold", file=sys.stderr)
         return 2
     start = int(min(int(np.min(p)) for p in test_positions))
-    plain = backtest(data.iloc[start:], cfg).stats
+    plain = backtest(data.iloc[start:], cfg.with_overrides({"ml.enabled": False})).stats  # ungated
     seed = cfg.ml.seed if args.seed is None else args.seed
     write_json(out / "tuning.json", {
         "study": args.study, "storage": storage, "trials_run": len(study.trials), "oof_first_bar": start,
