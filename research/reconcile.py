@@ -131,7 +131,8 @@ def reconcile(state_dir: str | Path, cfg: Config) -> Reconciliation:
                                  f"{cfg.ml.bundle_dir} is {bundle.bundle_id[:16]!r}; point ml.bundle_dir at the "
                                  "bundle the session ran with")
         # the probabilities the backtest gates with (it loads the same bundle), to compare bar by bar
-        feats = compute_signals(ohlcv, cfg, with_features=True)[list(FEATURE_ORDER)].to_numpy()
+        feats = compute_signals(ohlcv, cfg, timeframe=meta.get("timeframe") or None,
+                                with_features=True)[list(FEATURE_ORDER)].to_numpy()
         gate = gate_probabilities(bundle, feats)
     result = backtest(ohlcv, cfg, trade_from=warm)
     bt = result.trades
