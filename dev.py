@@ -7,7 +7,8 @@ the install when nothing changed.
 
   demo   set up, then run the main job: import and validate the shipped bitbank sample, then backtest it
          with the default config; the HTML report is runs/quickstart/report.html
-  test   set up, then run the whole test suite (fails when no test ran)
+  test   set up (as root on Debian also PostgreSQL and headless Chromium for the tests), then run the whole
+         test suite (fails when no test ran)
   check  set up, then ruff, mypy and the tests
   test-docker
          set up, install Docker and debootstrap (Debian, as root), then build the runtime and research
@@ -107,9 +108,20 @@ def ensure_postgres() -> None:
         )
 
 
+def ensure_chromium() -> None:
+    """The report tests open the HTML reports in a real headless Chromium; install Debian's when we can."""
+    if any(shutil.which(b) for b in ("chromium", "chromium-browser")):
+        return
+    ensure_apt_packages({"chromium": "chromium"})
+    if not any(shutil.which(b) for b in ("chromium", "chromium-browser")):
+        print("headless Chromium not found: the report browser tests will fail. Install it (Debian/Ubuntu: "
+              "sudo apt-get install chromium) and rerun.", file=sys.stderr)
+
+
 def test(extra_args: list[str]) -> int:
     ensure_venv("research,dev")
     ensure_postgres()
+    ensure_chromium()
     code = run([PY, "-m", "pytest", *extra_args], env=env_for_tools())
     if code == 5:
         print("pytest collected no tests: that is a failure here", file=sys.stderr)

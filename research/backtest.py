@@ -63,7 +63,7 @@ def _check_input(ohlcv: pd.DataFrame) -> str:
 
 
 def run(ohlcv: pd.DataFrame, config: Config | None = None, ml_gate: Any = None,
-        currency: str | None = None) -> BacktestResult:
+        currency: str | None = None, trade_from: int = 0) -> BacktestResult:
     """Backtest the registered strategies on `ohlcv` with the shared execution and risk kernels.
 
     `ml_gate`: per-bar probabilities aligned with `ohlcv` (array or Series); an entry is taken only when
@@ -73,6 +73,8 @@ def run(ohlcv: pd.DataFrame, config: Config | None = None, ml_gate: Any = None,
     (`cryptobot.ml.gate`; threshold `ml.threshold`, else the bundle's own); a bundle that cannot be verified
     raises `BundleError` — never a silent ungated run.
     `currency`: what money is counted in (stats.json), default the quote of `exchange.symbol`.
+    `trade_from`: bars before this position only warm the strategies and the execution kernel starts at
+    it, flat with the initial capital — what the live bot does with its history warm-up (reconciliation).
     """
     cfg = config or load_config()
     tf = _check_input(ohlcv)
@@ -89,14 +91,25 @@ def run(ohlcv: pd.DataFrame, config: Config | None = None, ml_gate: Any = None,
         ml = np.asarray(ml_gate.reindex(ohlcv.index) if isinstance(ml_gate, pd.Series) else ml_gate, dtype=np.float64)
         if ml.shape != (n,):
             raise ValueError(f"ml_gate has shape {ml.shape}; expected one probability per bar ({n})")
-    ts = timestamps_ms(ohlcv)
-    o, h, lo, c = (np.ascontiguousarray(ohlcv[k].to_numpy(np.float64)) for k in ("open", "high", "low", "close"))
+    if not 0 <= trade_from < n:
+        raise ValueError(f"trade_from={trade_from} is outside the {n} bars of the backtest data")
+    t = slice(trade_from, None)
+    ts = timestamps_ms(ohlcv)[t]
+    o, h, lo, c = (np.ascontiguousarray(ohlcv[k].to_numpy(np.float64)[t]) for k in ("open", "high", "low", "close"))
     params = execution_params(cfg, bar_ms, gated=ml_gate is not None, bundle=bundle)
-    events, equity, position, _ = ex.execution_batch(
+    events, traded_equity, traded_position, _ = ex.execution_batch(
         params, ts, o, h, lo, c,
-        signals["action"].to_numpy(np.float64), signals["stop_loss"].to_numpy(), signals["take_profit"].to_numpy(),
-        signals["voters"].to_numpy(np.float64), ml,
+        np.ascontiguousarray(signals["action"].to_numpy(np.float64)[t]),
+        np.ascontiguousarray(signals["stop_loss"].to_numpy(np.float64)[t]),
+        np.ascontiguousarray(signals["take_profit"].to_numpy(np.float64)[t]),
+        np.ascontiguousarray(signals["voters"].to_numpy(np.float64)[t]), np.ascontiguousarray(ml[t]),
     )
+    equity = np.concatenate([np.full(trade_from, float(cfg.execution.initial_capital)), traded_equity])
+    position = np.concatenate([np.zeros(trade_from), traded_position])
+    if trade_from:  # event bar numbers count from the first bar of `ohlcv`, as the live bot's do
+        events[:, ex.EV_BAR] += trade_from
+        is_exit = events[:, ex.EV_KIND] == ex.EV_EXIT
+        events[is_exit, ex.EV_ENTRY_BAR] += trade_from
     index = ohlcv.index
     trades = trades_frame(events, index)
     skipped = skips_frame(events, index)

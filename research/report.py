@@ -53,15 +53,37 @@ def template_parameters(template: Path) -> dict[str, Any]:
                           "report's inputs (add the tag to the cell that assigns the defaults)")
     import papermill
 
-    return {name: p["default"] for name, p in papermill.inspect_notebook(str(template)).items()}
+    try:
+        found = papermill.inspect_notebook(str(template))
+    except ValueError as exc:  # e.g. no kernelspec in the notebook's metadata
+        raise ReportError(f"{template}: papermill cannot read its parameters: {exc}") from exc
+    return {name: _literal(p["default"]) for name, p in found.items()}
+
+
+def _literal(source: str) -> Any:
+    """A parameter default as a value (papermill reports its source text); non-literals stay text."""
+    import ast
+
+    try:
+        return ast.literal_eval(source)
+    except (ValueError, SyntaxError):
+        return source
 
 
 def parse_param(text: str) -> tuple[str, Any]:
-    """`NAME=VALUE` with VALUE read as YAML (numbers, booleans, lists); a bare string stays a string."""
+    """`NAME=VALUE` with VALUE read as YAML (numbers, booleans, lists); a bare string stays a string, and so
+    does anything YAML would turn into a non-JSON value (a date such as 2018-04-01: papermill writes JSON)."""
     name, sep, value = text.partition("=")
     if not sep or not name.strip().isidentifier():
         raise ReportError(f"--param {text!r}: expected NAME=VALUE, e.g. --param top=10")
-    return name.strip(), yaml.safe_load(value) if value.strip() else ""
+    if not value.strip():
+        return name.strip(), ""
+    parsed = yaml.safe_load(value)
+    try:
+        json.dumps(parsed)
+    except TypeError:
+        return name.strip(), value.strip()
+    return name.strip(), parsed
 
 
 def execute_report(template: Path, out: Path, parameters: dict[str, Any], show_code: bool = False,

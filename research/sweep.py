@@ -329,10 +329,11 @@ def walk_forward_sweep(ohlcv: pd.DataFrame, base: Config, grid: dict[str, list[A
     """Choose the best combination (Sharpe) on each train window, backtest it on the next window.
 
     Only the out-of-sample windows are reported; each window's in-sample sweep is kept under
-    `out/window<k>/` for inspection.
+    `out/window<k>/` (results.parquet, summary.json with its overfitting statistics) for inspection.
     """
     from research.backtest import run as backtest
     from research.cv import walk_forward
+    from research.manifest import write_json
 
     windows = list(walk_forward(len(ohlcv), train, test))
     if not windows:
@@ -342,6 +343,7 @@ def walk_forward_sweep(ohlcv: pd.DataFrame, base: Config, grid: dict[str, list[A
     for k, (train_idx, test_idx) in enumerate(tqdm(windows, desc="walk-forward", unit="window", disable=not progress)):
         insample = run_sweep(ohlcv.iloc[train_idx], base, grid, out / f"window{k}", chunk_size=chunk_size,
                              blocks=blocks, progress=False, scheduler=scheduler)
+        write_json(out / f"window{k}" / "summary.json", insample.summary)
         best = insample.results.sort_values("sharpe", ascending=False, kind="stable").iloc[0]
         params = {key: (best[key].item() if hasattr(best[key], "item") else best[key]) for key in keys}
         stats = backtest(ohlcv.iloc[test_idx], apply(base, params)).stats

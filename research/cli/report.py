@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
             "(--data, --config, --set, --start, --end); sweep → `research sweep` (also --grid, --walk-forward, …); "
             "walkforward → `research walkforward` (--train, --test, …); tuning → an Optuna study of the ensemble "
             "(--data, --config, --set, --start, --end, --trials N [default 20], --study NAME, --storage URL "
-            "[default DIR/optuna.sqlite3], --seed). Template parameters: --param NAME=VALUE (see docs/reports.md)."
+            "[default DIR/optuna.sqlite3], --seed); live → --config, --set (those the session was started with). "
+            "Template parameters: --param NAME=VALUE (see docs/reports.md)."
         ),
     )
     parser.add_argument("kind", choices=sorted(TEMPLATES), help="which report")
@@ -106,6 +107,69 @@ def run_tuning(rest: list[str], out: Path) -> int:
     return 0
 
 
+def _config_parser(kind: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m research report {kind}")
+    parser.add_argument("--config", action="append", default=[], metavar="FILE")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    return parser
+
+
+def write_live_manifest(state_dir: Path, rest: list[str], out: Path, params: dict[str, Any]) -> int:
+    """The session's config files and overrides go to the template; the manifest records the session's bars."""
+    from cryptobot.config import ConfigError
+    from cryptobot.live.state import DB_NAME, StateError
+    from research.manifest import build_manifest, data_description, write_json
+    from research.reconcile import ReconcileError, check_config, read_session, session_config, session_ohlcv
+
+    args = _config_parser("live").parse_args(rest)
+    params.setdefault("config_files", [str(Path(c).resolve()) for c in args.config])
+    params.setdefault("overrides", list(args.set))
+    try:
+        cfg = session_config(params["config_files"], params["overrides"])
+        meta, bars, _ = read_session(state_dir)
+        check_config(state_dir, meta, cfg)
+    except (ConfigError, StateError, ReconcileError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "manifest.json", build_manifest(
+        "live", cfg, parameters={"state_dir": str(state_dir), "mode": meta.get("mode"), "config_files": args.config,
+                                 "overrides": args.set},
+        data=[data_description(str(state_dir / DB_NAME), session_ohlcv(bars))]))
+    return 0
+
+
+def write_tour_manifest(template: Path, rest: list[str], out: Path, params: dict[str, Any]) -> int:
+    """The tour's data path made absolute (relative to here, else to the checkout) and its manifest."""
+    from cryptobot.config import ConfigError, load_config
+    from cryptobot.data import DataValidationError, load_frame
+    from research.manifest import build_manifest, data_description, write_json
+    from research.report import ROOT, template_parameters
+
+    if rest:
+        print(f"report tour: unknown option(s) {' '.join(rest)}; the tour takes --param NAME=VALUE", file=sys.stderr)
+        return 2
+    try:
+        merged = {**template_parameters(template), **params}
+        cfg = load_config()
+        described = []
+        if "data" in merged:
+            data = Path(str(merged["data"]))
+            if not data.is_absolute() and not data.exists() and (ROOT / data).exists():
+                data = ROOT / data
+            merged["data"] = params["data"] = str(data.resolve())
+            frame = load_frame(params["data"], None, merged.get("end"), store_root=cfg.data.store_dir)
+            described.append(data_description(params["data"], frame))
+    except (ReportError, ConfigError, DataValidationError, FileNotFoundError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "manifest.json", build_manifest(
+        "tour", cfg, parameters={k: v for k, v in merged.items() if k != "run_dir"}, data=described,
+        seeds={"ml.seed": cfg.ml.seed}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args, rest = build_parser().parse_known_args(argv)
     out = Path(args.out).resolve()
@@ -114,13 +178,28 @@ def main(argv: list[str] | None = None) -> int:
     except ReportError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if args.kind in ("live", "tour") and args.run:
+        print(f"report {args.kind} takes no --run (it has no run directory to read)", file=sys.stderr)
+        return 2
+    if args.kind != "live" and args.state_dir:
+        print(f"report {args.kind}: --state-dir is for `report live`", file=sys.stderr)
+        return 2
     if args.kind == "live":
         if not args.state_dir:
             print("report live: give --state-dir DIR (the session's state directory)", file=sys.stderr)
             return 2
-        params.setdefault("state_dir", str(Path(args.state_dir).resolve()))
+        state_dir = Path(args.state_dir).resolve()
+        params.setdefault("state_dir", str(state_dir))
         params.setdefault("run_dir", str(out))
-    elif args.kind != "tour":
+        code = write_live_manifest(state_dir, rest, out, params)
+        if code:
+            return code
+    elif args.kind == "tour":
+        params.setdefault("run_dir", str(out))
+        code = write_tour_manifest(args.template or NOTEBOOKS / TEMPLATES["tour"], rest, out, params)
+        if code:
+            return code
+    else:
         if args.run:
             if rest:
                 print(f"report {args.kind} --run reads an earlier run; these options would be ignored: "
@@ -141,9 +220,6 @@ def main(argv: list[str] | None = None) -> int:
             if code:
                 return code
         params.setdefault("run_dir", str(run_dir))
-    if rest and (args.kind in ("live", "tour")):
-        print(f"report {args.kind}: unknown option(s) {' '.join(rest)}", file=sys.stderr)
-        return 2
     template = args.template or NOTEBOOKS / TEMPLATES[args.kind]
     print(f"executing {template.name} …", file=sys.stderr)
     try:

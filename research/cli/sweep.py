@@ -76,7 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, GridError, DataValidationError, FileNotFoundError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
+    manifest = build_manifest(
+        "sweep", cfg, parameters={"grid": grid, "data": args.data, "start": args.start, "end": args.end,
+                                  "chunk_size": args.chunk_size, "blocks": args.blocks, "overrides": args.set,
+                                  "walk_forward": args.walk_forward},
+        data=[data_description(args.data, data)])
     if args.walk_forward:
+        write_json(out / "manifest.json", manifest)
         tmp = out / ".walkforward.csv.tmp"
         windows.to_csv(tmp, index=False)
         os.replace(tmp, out / "walkforward.csv")
@@ -93,10 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out / "summary.json", result.summary)
     if len(grid) == 2:
         write_heatmap(result, out / "heatmap.html")
-    write_json(out / "manifest.json", build_manifest(
-        "sweep", cfg, parameters={"grid": grid, "data": args.data, "start": args.start, "end": args.end,
-                                  "chunk_size": args.chunk_size, "blocks": args.blocks, "overrides": args.set},
-        data=[data_description(args.data, data)]))
+    write_json(out / "manifest.json", manifest)
     s = result.summary
     print(result.top.to_string(index=False))
     print(f"\n{s['combinations']} combinations ({s['evaluator']} evaluator); deflated Sharpe ratio of the best: "
