@@ -25,15 +25,11 @@ SAMPLE = ROOT / "data" / "sample"
 BUNDLE = ROOT / "models" / "demo" / "bundle"
 
 RESERVED: dict[str, str] = {
-    # live trading (issue: live margin trading on bitbank) reads these; listed until it lands
-    "risk.max_spread": "kill switch: bid/ask spread",
-    "risk.max_latency_ms": "kill switch: API latency",
-    "risk.max_data_age_bars": "kill switch: stale data",
-    **{f"notify.{k}": "Discord alerts from the bar loop" for k in (
-        "discord_webhook_url", "dedupe_cooldown_seconds", "digest_interval_seconds", "min_interval_seconds",
-        "timeout_seconds", "max_attempts")},
-    # read, but only by a command that signals a running bot in another process (tests/test_live_ops.py)
+    # read, but only in a process the test cannot record: the command signals a running bot elsewhere
+    # (tests/test_live_ops.py), and the live bar loop reconciles after a bar has closed on the exchange
+    # (tests/test_live_bitbank*.py drive `live` in a subprocess against the fake bitbank)
     "live.stop_timeout_seconds": "`python -m cryptobot.live stop`",
+    "live.reconcile_every_bars": "the live bar loop's full reconcile",
 }
 
 
@@ -100,6 +96,28 @@ def paper_session(tmp_path: Path) -> None:
         watcher.join()
 
 
+def live_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live client from the config and the exchange kill switches, against the fake bitbank."""
+    from cryptobot.exchange.bitbank_broker import LiveBroker, make_client
+    from cryptobot.live.state import StateStore
+    from cryptobot.notify import Notifier
+    from tests.fakes.bitbank_server import FakeBitbankServer
+
+    with FakeBitbankServer(api_key="k" * 16, api_secret="s" * 16) as server:
+        monkeypatch.setenv("CRYPTOBOT__EXCHANGE__API_KEY", "k" * 16)
+        monkeypatch.setenv("CRYPTOBOT__EXCHANGE__API_SECRET", "s" * 16)
+        cfg = load_config(overrides={"live.private_url": server.private_url, "live.public_url": server.url})
+        store = StateStore(tmp_path / "live")
+        try:
+            broker = LiveBroker(cfg, store, make_client(cfg), lambda *alert: None)
+            assert broker.anomalies(0, 3_600_000, 3_600_000) == []
+        finally:
+            store.close()
+    notifier = Notifier.from_config(load_config(environ={}))  # what the live loop alerts through
+    notifier.notify("info", "keys-probe", "probe")
+    notifier.close()
+
+
 def exercise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from cryptobot.doctor import run_checks
     from cryptobot.live.loop import Bot
@@ -128,6 +146,7 @@ def exercise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     replay = load_config(environ={}, overrides={"health.port": 0})
     assert Bot(replay, tmp_path / "replay", replay=str(SAMPLE / "bitbank_BTC-JPY_4h_2018.csv.gz")).run() == 0
     paper_session(tmp_path)
+    live_parts(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)  # doctor's default state dir (live.state_dir) is relative
     run_checks([], ["health.port=0"], "live", None, 24.0, skip_exchange=True)
 
