@@ -12,8 +12,6 @@ appear in the logs, the state, the alerts or /health.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +21,7 @@ import pytest
 from cryptobot.live.state import StateStore
 from tests.fakes.bitbank_server import FakeBitbankServer
 from tests.fakes.discord_server import FakeDiscordServer
-from tests.fakes.live_harness import KEY, SECRET, LiveRun, expected_fills, fill_order, slice_frame
+from tests.fakes.live_harness import KEY, SECRET, LiveRun, expected_fills, fill_order, health, slice_frame
 from tests.test_live_bitbank import reference
 
 START, COUNT = 1225, 40
@@ -34,16 +32,6 @@ ORDER = "/v1/user/spot/order:POST"
 def server() -> Iterator[FakeBitbankServer]:
     with FakeBitbankServer(api_key=KEY, api_secret=SECRET) as srv:
         yield srv
-
-
-def health(run: LiveRun) -> tuple[int, dict[str, object]]:
-    urls = [json.loads(line)["url"] for line in (run.state / "live.log").read_text().splitlines()
-            if '"event": "health"' in line]
-    try:
-        with urllib.request.urlopen(urls[-1], timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 def test_every_fault_kind_no_crash_no_double_one_alert_per_incident(server: FakeBitbankServer,

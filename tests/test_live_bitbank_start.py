@@ -4,13 +4,10 @@ exchange answering, every position's stop on the exchange)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +16,7 @@ import pytest
 
 from cryptobot.live.state import StateStore
 from tests.fakes.bitbank_server import FakeBitbankServer
-from tests.fakes.live_harness import KEY, ROOT, SECRET, TF, H, LiveRun, slice_frame, wait_until
+from tests.fakes.live_harness import KEY, ROOT, SECRET, TF, H, LiveRun, health, slice_frame, wait_until
 
 START = 1225
 
@@ -37,16 +34,6 @@ def run_live(run: LiveRun, *extra: str, keys: bool = True) -> subprocess.Complet
         env.pop("CRYPTOBOT__EXCHANGE__API_SECRET")
     return subprocess.run([sys.executable, "-m", "cryptobot.live", "live", "--state-dir", str(run.state), "--config",
                            str(run.cfg), *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-
-
-def health(run: LiveRun) -> tuple[int, dict[str, object]]:
-    urls = [json.loads(line)["url"] for line in (run.state / "live.log").read_text().splitlines()
-            if '"event": "health"' in line]
-    try:
-        with urllib.request.urlopen(urls[-1], timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 def test_refusals_then_adopt_then_health_reasons(server: FakeBitbankServer, tmp_path: Path) -> None:

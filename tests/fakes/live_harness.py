@@ -17,6 +17,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -203,3 +205,14 @@ def fill_order(f: tuple[Any, ...]) -> tuple[int, bool]:
     """Within a bar, an entry (at the open) comes before an exit (on the range)."""
     opening = (f[1], f[2]) in (("buy", "long"), ("sell", "short"))
     return int(f[0]), not opening
+
+
+def health(run: LiveRun) -> tuple[int, dict[str, object]]:
+    """Status and JSON body of the running bot's /health (its URL is in the `health` log line)."""
+    urls = [json.loads(line)["url"] for line in (run.state / "live.log").read_text().splitlines()
+            if '"event": "health"' in line]
+    try:
+        with urllib.request.urlopen(urls[-1], timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
