@@ -93,7 +93,7 @@ def lookahead(ohlcv: pd.DataFrame, compute: Compute, cuts: list[int], progress: 
         rows, cols = np.nonzero(diff)
         for r, c in list(zip(rows, cols, strict=True))[:max_findings_per_cut]:
             report.findings.append(
-                LookaheadFinding(cut, report.columns[c], int(r), ohlcv.index[r], float(full_values[r, c]), float(part[r, c]))
+                LookaheadFinding(cut, report.columns[c], int(r), ohlcv.index[int(r)], float(full_values[r, c]), float(part[r, c]))
             )
     return report
 

@@ -110,7 +110,7 @@ def run(ohlcv: pd.DataFrame, config: Config | None = None, ml_gate: Any = None,
         events[:, ex.EV_BAR] += trade_from
         is_exit = events[:, ex.EV_KIND] == ex.EV_EXIT
         events[is_exit, ex.EV_ENTRY_BAR] += trade_from
-    index = ohlcv.index
+    index = pd.DatetimeIndex(ohlcv.index)
     trades = trades_frame(events, index)
     skipped = skips_frame(events, index)
     orders = orders_frame(events, index)
@@ -146,5 +146,5 @@ def build_portfolio(close: pd.Series, orders: pd.DataFrame, init_cash: float) ->
         np.ascontiguousarray(orders["fixed_fee"].to_numpy(np.float64)),
         flexible=True,
         init_cash=init_cash,
-        freq=pd.Timedelta(int(np.median(np.diff(close.index.as_unit("ms").asi8))), unit="ms") if n > 1 else None,
+        freq=pd.Timedelta(int(np.median(np.diff(pd.DatetimeIndex(close.index).as_unit("ms").asi8))), unit="ms") if n > 1 else None,
     )

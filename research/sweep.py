@@ -131,8 +131,8 @@ class Market:
     @classmethod
     def from_frame(cls, ohlcv: pd.DataFrame) -> Market:
         tf = _check_input(ohlcv)
-        arrays = [np.ascontiguousarray(ohlcv[k].to_numpy(np.float64)) for k in ("open", "high", "low", "close")]
-        return cls(timestamps_ms(ohlcv), *arrays, tf, ohlcv)
+        o, h, lo, c = (np.ascontiguousarray(ohlcv[k].to_numpy(np.float64)) for k in ("open", "high", "low", "close"))
+        return cls(timestamps_ms(ohlcv), o, h, lo, c, tf, ohlcv)
 
 
 def _signal_key(cfg: Config) -> str:
@@ -302,8 +302,8 @@ def summarise(frame: pd.DataFrame, grid: dict[str, list[Any]], blocks: int, top:
               fused: bool) -> tuple[pd.DataFrame, dict[str, Any]]:
     ranked = frame.sort_values("sharpe", ascending=False, kind="stable")
     best = int(ranked.index[0])
-    dsr = deflated_sharpe(frame["sharpe_per_bar"].to_numpy(), best, int(frame.loc[best, "n_returns"]),
-                          float(frame.loc[best, "skew"]), float(frame.loc[best, "kurtosis"]))
+    n_returns, skew, kurtosis = frame.loc[best, ["n_returns", "skew", "kurtosis"]].to_numpy(np.float64)
+    dsr = deflated_sharpe(frame["sharpe_per_bar"].to_numpy(), best, int(n_returns), float(skew), float(kurtosis))
     cols = [f"block{k}_" for k in range(blocks)]
     pbo = probability_of_backtest_overfitting(
         frame[[c + "n" for c in cols]].to_numpy(), frame[[c + "sum" for c in cols]].to_numpy(),

@@ -29,7 +29,7 @@ def make_models(cfg: Config, params: dict[str, dict[str, Any]] | None = None) ->
     import xgboost as xgb
     from sklearn.ensemble import RandomForestClassifier
 
-    p = {k: dict(v) for k, v in cfg.ml.model_params.items()}
+    p: dict[str, dict[str, Any]] = {str(k): dict(v) for k, v in cfg.ml.model_params.items()}
     for name, extra in (params or {}).items():
         p.setdefault(name, {}).update(extra)
     seed, threads = cfg.ml.seed, cfg.ml.n_threads
@@ -59,9 +59,14 @@ def out_of_fold(data: Dataset, cfg: Config, params: dict[str, dict[str, Any]] | 
             model.fit(data.X[train], data.y[train])
             oof[name][test] = model.predict_proba(data.X[test])[:, 1]
         if on_fold is not None:
-            ens = ensemble(oof, cfg.ml.weights)[test]
+            ens = ensemble(oof, model_weights(cfg))[test]
             on_fold(fold, float(log_loss(data.y[test], np.clip(ens, 1e-7, 1 - 1e-7), labels=[0, 1])))
     return oof
+
+
+def model_weights(cfg: Config) -> dict[str, float]:
+    """`ml.weights` keyed by plain model names (what `ensemble` and the bundle take)."""
+    return {str(k): float(v) for k, v in cfg.ml.weights.items()}
 
 
 def ensemble(probs: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
@@ -83,7 +88,7 @@ def scores(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
     }
 
 
-def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
     mask = np.isfinite(p)
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(p[mask], edges) - 1, 0, bins - 1)
@@ -97,14 +102,14 @@ def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, 
 
 
 def data_hash(ohlcv: pd.DataFrame) -> str:
-    return hashlib.sha256(ohlcv.index.as_unit("ms").asi8.tobytes() + ohlcv.to_numpy().tobytes()).hexdigest()
+    return hashlib.sha256(pd.DatetimeIndex(ohlcv.index).as_unit("ms").asi8.tobytes() + ohlcv.to_numpy().tobytes()).hexdigest()
 
 
 def train(ohlcv: pd.DataFrame, cfg: Config, out: Path, params: dict[str, dict[str, Any]] | None = None,
           weights: dict[str, float] | None = None, threshold: float | None = None) -> dict[str, Any]:
     """Fit, score out-of-fold, refit on everything, write `out/bundle/`, `out/report.json`, `out/report.md`."""
     data = build_dataset(ohlcv, cfg)
-    w = dict(weights or cfg.ml.weights)
+    w = dict(weights or model_weights(cfg))
     thr = threshold if threshold is not None else (cfg.ml.threshold if cfg.ml.threshold is not None else 0.5)
     oof = out_of_fold(data, cfg, params)
     ens = ensemble(oof, w)
@@ -118,7 +123,7 @@ def train(ohlcv: pd.DataFrame, cfg: Config, out: Path, params: dict[str, dict[st
         "random_forest": dict(zip(FEATURE_ORDER, [float(v) for v in models["random_forest"].feature_importances_],
                                   strict=True)),
     }
-    used = {k: dict(v) for k, v in cfg.ml.model_params.items()}
+    used: dict[str, dict[str, Any]] = {str(k): dict(v) for k, v in cfg.ml.model_params.items()}
     for name, extra in (params or {}).items():
         used.setdefault(name, {}).update(extra)
     metadata = {

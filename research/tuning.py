@@ -45,8 +45,8 @@ def open_storage(storage: str | None, study: str, default_dir: Path) -> Any:
     return storage
 
 
-def suggest(trial: optuna.Trial) -> tuple[dict[str, dict[str, Any]], dict[str, float], float]:
-    params = {
+def suggest(trial: optuna.trial.BaseTrial) -> tuple[dict[str, dict[str, Any]], dict[str, float], float]:
+    params: dict[str, dict[str, Any]] = {
         "lightgbm": {"n_estimators": trial.suggest_int("lgb_n_estimators", 20, 400, log=True),
                      "learning_rate": trial.suggest_float("lgb_learning_rate", 0.01, 0.3, log=True),
                      "num_leaves": trial.suggest_int("lgb_num_leaves", 7, 63),

@@ -8,7 +8,7 @@ from vectorbt.portfolio.nb import order_nb, order_nothing_nb
 
 
 @njit(cache=True)
-def order_func_nb(c, starts, counts, size, price, fee_rate, fixed_fee):  # type: ignore[no-untyped-def]
+def order_func_nb(c, starts, counts, size, price, fee_rate, fixed_fee):
     """Emit bar c.i's orders one call at a time; (-1, nothing) ends the bar."""
     if c.call_idx < counts[c.i]:
         j = starts[c.i] + c.call_idx

@@ -27,7 +27,7 @@ from cryptobot.features import compute_features
 from research.backtest import run as backtest
 from research.cv import walk_forward
 from research.dataset import build_dataset
-from research.training import ensemble, make_models
+from research.training import ensemble, make_models, model_weights
 from research.tuning import make_objective, params_of
 
 
@@ -65,7 +65,7 @@ def run_walkforward(ohlcv: pd.DataFrame, cfg: Config, train: int, test: int, exp
     rows = []
     for train_idx, test_idx in tqdm(windows, desc="walk-forward", unit="window", disable=not progress):
         train_df, test_df = ohlcv.iloc[train_idx], ohlcv.iloc[test_idx]
-        params, weights, threshold = None, dict(cfg.ml.weights), cfg.ml.threshold or 0.5
+        params, weights, threshold = None, model_weights(cfg), cfg.ml.threshold or 0.5
         if tune_trials:
             study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.ml.seed))
             study.optimize(make_objective(train_df, cfg), n_trials=tune_trials)

@@ -32,7 +32,7 @@ def frame(n: int) -> pd.DataFrame:
     return df
 
 
-def config():  # type: ignore[no-untyped-def]
+def config():
     from cryptobot.config import Config
 
     return Config.model_validate({
@@ -86,7 +86,7 @@ def run_backtesting_py(df: pd.DataFrame) -> int:
                 self.sell(size=1, sl=price * 1.05)
 
     data = df.rename(columns=str.capitalize)
-    data.index = data.index.tz_localize(None)
+    data.index = pd.DatetimeIndex(data.index).tz_localize(None)
     stats = Backtest(data, EmaCross, cash=1e9, commission=0.001, finalize_trades=True).run()
     return int(stats["# Trades"])
 

@@ -48,7 +48,7 @@ def talib_features(df: pd.DataFrame) -> dict[str, np.ndarray]:
     import talib
 
     h, lo, c, v = (df[k].to_numpy() for k in ("high", "low", "close", "volume"))
-    up, mid, dn = talib.BBANDS(c, 20, 2, 2, 0)
+    up, mid, dn = talib.BBANDS(c, 20, 2, 2, talib.MA_Type.SMA)
     dc_hi, dc_lo = talib.MAX(h, 20), talib.MIN(lo, 20)
     return {
         "rsi": talib.RSI(c, 14), "macd": talib.MACD(c, 12, 26, 9)[0], "atr": talib.ATR(h, lo, c, 14),

@@ -43,7 +43,7 @@ def per_bar(bars: int, ml: bool, state_dir: Path) -> tuple[np.ndarray, np.ndarra
         for i in range(bars):
             bar = (int(ts[i]), *values[i].tolist())
             t0 = time.perf_counter()
-            rec = engine.step(bar)  # type: ignore[arg-type]
+            rec = engine.step(bar)
             t1 = time.perf_counter()
             store.write_bar(rec, engine.states())
             t2 = time.perf_counter()

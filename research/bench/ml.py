@@ -20,7 +20,7 @@ from cryptobot.data import read_csv
 from cryptobot.ml import load_bundle, save_bundle
 from research.bench.features import machine
 from research.dataset import build_dataset
-from research.training import make_models
+from research.training import make_models, model_weights
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = {"ml.model_params.lightgbm.n_estimators": 60, "ml.model_params.lightgbm.num_leaves": 15,
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         bundle = load_bundle(save_bundle(Path(tmp) / "b", lightgbm_model=models["lightgbm"],
                                          xgboost_model=models["xgboost"], random_forest=models["random_forest"],
-                                         weights=dict(cfg.ml.weights), threshold=0.5, metadata={}))
+                                         weights=model_weights(cfg), threshold=0.5, metadata={}))
     rows = data.X[: max(1, min(len(data), 1000))]
     bundle.predict_proba(rows[0])
     print("\none-row inference, µs (p50 / p99):")

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         windows.to_csv(tmp, index=False)
         os.replace(tmp, out / "walkforward.csv")
         oos = {"windows": len(windows), "mean_oos_sharpe": float(windows["oos_sharpe"].mean()),
-               "compounded_oos_return": float((1 + windows["oos_total_return"]).prod() - 1),
+               "compounded_oos_return": float((1 + windows["oos_total_return"].to_numpy(dtype=float)).prod() - 1),
                "oos_trades": int(windows["oos_trade_count"].sum())}
         write_json(out / "walkforward.json", oos)
         print(windows.to_string(index=False))
