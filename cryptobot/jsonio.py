@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from cryptobot import atomic
 
 
 def to_jsonable(value: Any) -> Any:
@@ -40,11 +41,7 @@ def dumps(value: Any, indent: int | None = None, sort_keys: bool = False) -> str
 
 def write_json(path: str | Path, value: Any, sort_keys: bool = False) -> None:
     """Atomic strict JSON file (temp file + rename), indented, with a final newline."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(dumps(value, indent=2, sort_keys=sort_keys) + "\n")
-    os.replace(tmp, path)
+    atomic.write_text(path, dumps(value, indent=2, sort_keys=sort_keys) + "\n")
 
 
 def strict_loads(text: str) -> Any:

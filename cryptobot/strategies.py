@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from numba.core.caching import NullCache
 
+from cryptobot import atomic
 from cryptobot.config import Config
 from cryptobot.data.frames import ms_to_iso, timeframe_to_ms, timestamps_ms
 from cryptobot.data.validate import infer_timeframe
@@ -343,9 +344,7 @@ def _pipeline_module(specs: tuple[StrategySpec, ...]) -> ModuleType:
             dispatcher._cache = NullCache()
     path = _pipeline_dir() / f"pipeline_{key}.py"
     if not path.exists() or path.read_text() != source:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(source)
-        os.replace(tmp, path)
+        atomic.write_text(path, source)
     spec = importlib.util.spec_from_file_location(f"cryptobot_pipeline_{key}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

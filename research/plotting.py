@@ -7,12 +7,13 @@ the minimum and the maximum in time order, so every peak, trough and the worst d
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from cryptobot import atomic
 
 DISPLAY_POINTS = 2000  # buckets per series; each keeps at most two points (its min and its max)
 
@@ -72,6 +73,4 @@ def equity_figure(equity: pd.Series, close: pd.Series, trades: pd.DataFrame, tit
 
 def write_figure_html(fig: Any, path: Path) -> None:
     """A stand-alone HTML page with plotly.js inlined (opens offline), written atomically."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fig.write_html(tmp, include_plotlyjs=True, full_html=True)
-    os.replace(tmp, path)
+    atomic.atomic_write(path, lambda tmp: fig.write_html(tmp, include_plotlyjs=True, full_html=True))

@@ -17,6 +17,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from cryptobot import atomic
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 TEMPLATES = {
@@ -127,10 +129,7 @@ def write_html(notebook: Path, path: Path, show_code: bool = False) -> Path:
                             template_file="offline.html.j2", exclude_input=not show_code,
                             exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic.write_text(path, body)
 
 
 # ------------------------------------------------------------------------------- inside templates

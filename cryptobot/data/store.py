@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from cryptobot.atomic import atomic_write
 from cryptobot.data.frames import (
     INDEX_NAME,
     OHLCV_COLUMNS,
@@ -143,28 +141,13 @@ def read_any(path: str | Path) -> pd.DataFrame:
     raise DataValidationError(f"{path}: unknown file type; expected .csv, .csv.gz or .parquet")
 
 
-def atomic_write_bytes(path: Path, writer: Callable[[Path], object]) -> None:
-    """Call `writer(tmp_path)` then atomically move the result to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        writer(Path(tmp))
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
     """Write a contract frame to Parquet atomically (int64 ms timestamps, float64 OHLCV)."""
     table = pa.table(
         {INDEX_NAME: pa.array(timestamps_ms(frame), pa.int64())}
         | {c: pa.array(frame[c].to_numpy(dtype=np.float64), pa.float64()) for c in OHLCV_COLUMNS}
     )
-    atomic_write_bytes(Path(path), lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    atomic_write(Path(path), lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
@@ -172,7 +155,7 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
     out = frame.loc[:, list(OHLCV_COLUMNS)].copy()
     out.index = pd.Index([ms_to_iso(int(t)) for t in timestamps_ms(frame)], name=INDEX_NAME)
     gz = str(path).endswith(".gz")
-    atomic_write_bytes(
+    atomic_write(
         Path(path), lambda tmp: out.to_csv(tmp, compression="gzip" if gz else None, float_format="%.10g")
     )
 

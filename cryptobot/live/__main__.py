@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cryptobot import atomic
 from cryptobot.config import ConfigError, load_config, parse_set_options
 from cryptobot.kernels import execution as ex
 from cryptobot.live.loop import EXIT_OK, EXIT_REFUSED, Bot, running_pid, wait_for_exit
@@ -187,11 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                     _print_status(s)
             else:
                 out = Path(args.out)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
                 trades = store.trades()
-                trades.to_csv(tmp, index=False)
-                os.replace(tmp, out)
+                atomic.write_csv(out, trades, index=False)
                 print(f"{len(trades)} closed trades → {out}")
         finally:
             store.close()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import pandas as pd
 
+from cryptobot import atomic
 from cryptobot.config import ConfigError
 from cryptobot.data import DataValidationError, validate_frame
 from cryptobot.ml import BundleError
@@ -56,12 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     write_json(out / "stats.json", result.stats)
     for name, frame in (("trades.csv", result.trades), ("skipped.csv", result.skipped)):
-        tmp = out / f".{name}.tmp"
-        frame.to_csv(tmp, index=False)
-        os.replace(tmp, out / name)
-    tmp = out / ".equity.csv.tmp"
-    pd.DataFrame({"equity": result.equity, "position": result.position}).to_csv(tmp)
-    os.replace(tmp, out / "equity.csv")
+        atomic.write_csv(out / name, frame, index=False)
+    atomic.write_csv(out / "equity.csv", pd.DataFrame({"equity": result.equity, "position": result.position}))
     gaps = input_gaps(validate_frame(data, source=args.data))
     manifest = build_manifest(
         "backtest", cfg,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from cryptobot import atomic
 from cryptobot.config import ConfigError
 from cryptobot.data import DataValidationError
 from research.cli.common import add_data_arguments, load_inputs
@@ -52,9 +52,7 @@ def write_heatmap(result: SweepResult, path: Path) -> None:
     fig = go.Figure(go.Heatmap(z=pivot.to_numpy(), x=[str(c) for c in pivot.columns], y=[str(i) for i in pivot.index],
                                colorbar={"title": "Sharpe"}))
     fig.update_layout(title=f"Sharpe by {keys[0]} × {keys[1]}", xaxis_title=keys[1], yaxis_title=keys[0])
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fig.write_html(tmp, include_plotlyjs=True)
-    os.replace(tmp, path)
+    atomic.atomic_write(path, lambda tmp: fig.write_html(tmp, include_plotlyjs=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,9 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         data=[data_description(args.data, data)])
     if args.walk_forward:
         write_json(out / "manifest.json", manifest)
-        tmp = out / ".walkforward.csv.tmp"
-        windows.to_csv(tmp, index=False)
-        os.replace(tmp, out / "walkforward.csv")
+        atomic.write_csv(out / "walkforward.csv", windows, index=False)
         oos = {"windows": len(windows), "mean_oos_sharpe": float(windows["oos_sharpe"].mean()),
                "compounded_oos_return": float((1 + windows["oos_total_return"].to_numpy(dtype=float)).prod() - 1),
                "oos_trades": int(windows["oos_trade_count"].sum())}
@@ -93,9 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print(windows.to_string(index=False))
         print(f"\nout of sample only: {oos}")
         return 0
-    tmp = out / ".top.csv.tmp"
-    result.top.to_csv(tmp, index=False)
-    os.replace(tmp, out / "top.csv")
+    atomic.write_csv(out / "top.csv", result.top, index=False)
     write_json(out / "summary.json", result.summary)
     if len(grid) == 2:
         write_heatmap(result, out / "heatmap.html")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from cryptobot import atomic
 from cryptobot.config import ConfigError
 from cryptobot.data import DataValidationError
 from research.cli.common import add_data_arguments, load_inputs
@@ -37,10 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".windows.csv.tmp"
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, out / "windows.csv")
+    atomic.write_csv(out / "windows.csv", frame, index=False)
     write_json(out / "summary.json", summary)
     write_json(out / "manifest.json", build_manifest("walkforward", cfg, parameters=vars(args),
                                                      data=[data_description(args.data, data)]))
