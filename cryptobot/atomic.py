@@ -15,6 +15,10 @@ from typing import Any
 
 import pandas as pd
 
+# the process's file-creation mask, read once at import (setting it is process-wide, so never while threads run)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 def atomic_write(path: str | Path, writer: Callable[[Path], object]) -> Path:
     """Call `writer(tmp)` to fill a temporary sibling of `path`, then move it over `path`; on error remove it."""
@@ -25,6 +29,8 @@ def atomic_write(path: str | Path, writer: Callable[[Path], object]) -> Path:
     tmp = Path(name)
     try:
         writer(tmp)
+        # mkstemp creates the file private (0600); the result gets the mode any new file would get
+        os.chmod(tmp, 0o666 & ~_UMASK)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pandas as pd
@@ -32,3 +34,11 @@ def test_csv_and_text_replace_the_target(tmp_path: Path) -> None:
     atomic.write_csv(path, frame.iloc[:1], index=False)
     assert len(pd.read_csv(path)) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
+
+
+def test_written_files_get_the_usual_mode_not_a_private_one(tmp_path: Path) -> None:
+    """Reports and stores are read by other users and containers: the mode follows the umask, as open() does."""
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    made = atomic.write_text(tmp_path / "atomic.txt", "x")
+    assert stat.S_IMODE(os.stat(made).st_mode) == stat.S_IMODE(os.stat(plain).st_mode)
