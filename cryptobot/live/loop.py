@@ -27,6 +27,7 @@ from cryptobot.config import Config
 from cryptobot.data import DataValidationError, load_frame_with_report, timestamps_ms
 from cryptobot.exchange.paper import Broker, PaperBroker
 from cryptobot.kernels import execution as ex
+from cryptobot.live.daily import DayTracker
 from cryptobot.live.engine import Bar, Engine
 from cryptobot.live.health import HealthServer, HealthSnapshot
 from cryptobot.live.state import (
@@ -205,7 +206,7 @@ class Bot:
         self._switches: list[str] = []  # the live kill switches tripped at the last bar
         self._alerted_switches: set[str] = set()  # every switch (live and kernel) on at the last bar
         self._exchange_down: str | None = None  # the open "exchange not answering" incident
-        self._day: str | None = None
+        self._days = DayTracker()
 
     # ---------------------------------------------------------------- start = recovery
     def _bundle(self) -> Bundle | None:
@@ -530,14 +531,10 @@ class Bot:
         self._alerted_switches = now
 
     def _daily(self, rec: BarRecord) -> None:
-        """The daily summary at the first bar of a new UTC day."""
-        day = (_iso(rec.ts) or "")[:10]
-        if self._day is not None and day != self._day and self.notifier is not None and self.engine is not None:
-            st = self.engine.exec_state
-            self.notifier.daily_summary(self._day, {"equity": float(st[ex.S_EQUITY]),
-                                                    "pnl_today": float(st[ex.S_EQUITY] - st[ex.S_DAY_START_EQ]),
-                                                    "position": float(st[ex.S_POS]), "bars": rec.seq})
-        self._day = day
+        """The previous day's summary at the first bar of a new UTC day."""
+        finished = self._days.update(rec.ts, rec.equity, rec.position)
+        if finished is not None and self.notifier is not None:
+            self.notifier.daily_summary(*finished)
 
 
 def _exchange_errors() -> tuple[type[BaseException], ...]:
