@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from cryptobot.exchange.bitbank_margin import BitbankError, BitbankMarginClient, Category
-from cryptobot.exchange.order_units import EntryRefused, OrderUnits, SQLiteOrderStore
+from cryptobot.exchange.order_units import EntryRefused, OrderIntent, OrderUnits
+from cryptobot.live.state import StateStore
 from tests.fakes.bitbank_server import FakeBitbankServer, FaultPlan
 
 KEY, SECRET = "KEYMARKER-77aa", "SECRETMARKER-88bb"
@@ -27,10 +28,19 @@ def server() -> Iterator[FakeBitbankServer]:
         yield srv
 
 
-def make_units(srv: FakeBitbankServer, db: Path, **kw: object) -> OrderUnits:
+def make_units(srv: FakeBitbankServer, state: Path, **kw: object) -> OrderUnits:
+    """Units on the live bot's own order book: the `order_intents`/`order_units` tables of its state database."""
     client = BitbankMarginClient(KEY, SECRET, private_url=srv.private_url, public_url=srv.url,
                                  timeout_seconds=0.3, backoff_seconds=0.01)
-    return OrderUnits(client, SQLiteOrderStore(db), retry_delay_seconds=0.01, **kw)  # type: ignore[arg-type]
+    return OrderUnits(client, StateStore(state), retry_delay_seconds=0.01, **kw)  # type: ignore[arg-type]
+
+
+def stored_intents(state: Path) -> list[OrderIntent]:
+    store = StateStore(state, readonly=True)
+    try:
+        return store.load_intents()
+    finally:
+        store.close()
 
 
 def entries(srv: FakeBitbankServer) -> list[dict[str, object]]:
@@ -43,7 +53,7 @@ def by_type(srv: FakeBitbankServer, otype: str) -> list[dict[str, object]]:
 
 def test_long_unit_places_stop_and_tp_after_the_fill_and_tp_cancels_the_stop(server: FakeBitbankServer,
                                                                             tmp_path: Path) -> None:
-    units = make_units(server, tmp_path / "state.sqlite")
+    units = make_units(server, tmp_path / "state")
     unit = units.open("long", D("0.001"), stop_price=D("14700000"), take_profit_price=D("15300000"))
     assert unit.state == "opening"
     assert units.sync() == []  # nothing to protect before the fill
@@ -66,7 +76,7 @@ def test_long_unit_places_stop_and_tp_after_the_fill_and_tp_cancels_the_stop(ser
 
 
 def test_stop_triggers_on_the_bar_range_and_gap_fills_at_the_open(server: FakeBitbankServer, tmp_path: Path) -> None:
-    units = make_units(server, tmp_path / "s.sqlite")
+    units = make_units(server, tmp_path / "s")
     unit = units.open("long", D("0.002"), stop_price=D("14700000"), take_profit_price=D("15300000"))
     server.feed_bar(15_000_000, 15_050_000, 14_950_000, 15_000_000)
     units.sync()
@@ -88,7 +98,7 @@ def test_stop_triggers_on_the_bar_range_and_gap_fills_at_the_open(server: FakeBi
 
 
 def test_partial_entry_fill_is_protected_then_the_stop_resized(server: FakeBitbankServer, tmp_path: Path) -> None:
-    units = make_units(server, tmp_path / "s.sqlite")
+    units = make_units(server, tmp_path / "s")
     server.bank.partial_fills.extend([D("0.4")])
     units.open("long", D("0.0010"), stop_price=D("14700000"))
     server.feed_bar(15_000_000, 15_050_000, 14_950_000, 15_000_000)
@@ -105,7 +115,7 @@ def test_partial_entry_fill_is_protected_then_the_stop_resized(server: FakeBitba
 @pytest.mark.parametrize("fault", ["drop", "system_error"])
 def test_lost_answer_is_looked_up_not_resent(server: FakeBitbankServer, tmp_path: Path, fault: str) -> None:
     """Accepted by the engine, answer lost (connection dropped / 70001): found by the lookup, never resent."""
-    units = make_units(server, tmp_path / "s.sqlite")
+    units = make_units(server, tmp_path / "s")
     server.bank.plan.script(ORDER, fault)
     unit = units.open("long", D("0.001"), stop_price=D("14700000"))
     assert len(entries(server)) == 1  # the order exists once
@@ -116,7 +126,7 @@ def test_lost_answer_is_looked_up_not_resent(server: FakeBitbankServer, tmp_path
 @pytest.mark.parametrize("fault", ["timeout", "500_html"])
 def test_unprocessed_submission_is_looked_up_then_sent_once_more(server: FakeBitbankServer, tmp_path: Path,
                                                                fault: str) -> None:
-    units = make_units(server, tmp_path / "s.sqlite")
+    units = make_units(server, tmp_path / "s")
     server.bank.plan.script(ORDER, fault)
     unit = units.open("long", D("0.001"), stop_price=D("14700000"))
     assert len(entries(server)) == 1
@@ -126,12 +136,12 @@ def test_unprocessed_submission_is_looked_up_then_sent_once_more(server: FakeBit
 
 
 def test_busy_is_resent_without_lookup_and_maintenance_halts(server: FakeBitbankServer, tmp_path: Path) -> None:
-    units = make_units(server, tmp_path / "s.sqlite")
+    units = make_units(server, tmp_path / "s")
     server.bank.plan.script(ORDER, "busy")
     units.open("long", D("0.001"), stop_price=D("14700000"))
     assert len(entries(server)) == 1
     assert not any(e["target"].startswith("/v1/user/spot/active_orders") for e in server.bank.log)
-    other = make_units(server, tmp_path / "t.sqlite")
+    other = make_units(server, tmp_path / "t")
     server.bank.positions.clear()
     server.bank.plan.script(ORDER, "maintenance")
     with pytest.raises(BitbankError) as info:
@@ -142,17 +152,17 @@ def test_busy_is_resent_without_lookup_and_maintenance_halts(server: FakeBitbank
 
 def test_restart_after_a_lost_answer_resolves_the_intent_from_sqlite(server: FakeBitbankServer, tmp_path: Path) -> None:
     """Answer lost and the lookups fail too: the intent stays 'sending' on disk; a restart finds the order."""
-    db = tmp_path / "state.sqlite"
+    db = tmp_path / "state"
     units = make_units(server, db)
     server.bank.plan.script(ORDER, "drop")
     server.bank.plan.script("/v1/user/spot/active_orders:GET", *["503_html"] * 5)
     with pytest.raises(BitbankError):
         units.open("long", D("0.001"), stop_price=D("14700000"))
-    assert [i.status for i in SQLiteOrderStore(db).load_intents()] == ["sending"]
-    restarted = make_units(server, db)  # a new process: only the SQLite file survives
+    assert [i.status for i in stored_intents(db)] == ["sending"]
+    restarted = make_units(server, db)  # a new process: only the state database survives
     events = restarted.sync()
     assert any(e.key.startswith("recovered:") for e in events)
-    intent = SQLiteOrderStore(db).load_intents()[0]
+    intent = stored_intents(db)[0]
     assert intent.status == "placed" and intent.order_id in server.bank.orders
     with pytest.raises(EntryRefused, match="already open"):
         restarted.open("long", D("0.001"), stop_price=D("14700000"))
@@ -162,7 +172,7 @@ def test_restart_after_a_lost_answer_resolves_the_intent_from_sqlite(server: Fak
 
 
 def test_margin_status_checked_before_every_entry(server: FakeBitbankServer, tmp_path: Path) -> None:
-    units = make_units(server, tmp_path / "s.sqlite")
+    units = make_units(server, tmp_path / "s")
     server.bank.margin_state = "CALL"
     with pytest.raises(EntryRefused, match="CALL"):
         units.open("long", D("0.001"), stop_price=D("14700000"))
@@ -177,7 +187,7 @@ def test_margin_status_checked_before_every_entry(server: FakeBitbankServer, tmp
 
 
 def test_never_long_and_short_at_once(server: FakeBitbankServer, tmp_path: Path) -> None:
-    units = make_units(server, tmp_path / "s.sqlite")
+    units = make_units(server, tmp_path / "s")
     server.bank.positions[("btc_jpy", "long")] = {"open_amount": D("0.01"), "average_price": D("15000000")}
     with pytest.raises(EntryRefused, match="does not track"):
         units.open("short", D("0.001"), stop_price=D("15300000"))
@@ -189,7 +199,7 @@ def test_never_long_and_short_at_once(server: FakeBitbankServer, tmp_path: Path)
 
 
 def test_minimum_size_rising_skips_the_entry(server: FakeBitbankServer, tmp_path: Path) -> None:
-    units = make_units(server, tmp_path / "s.sqlite")
+    units = make_units(server, tmp_path / "s")
     server.bank.min_amount = D("0.005")
     with pytest.raises(EntryRefused, match="below the exchange's current minimum 0.005"):
         units.open("long", D("0.001"), stop_price=D("14700000"))
@@ -200,7 +210,7 @@ def test_minimum_size_rising_skips_the_entry(server: FakeBitbankServer, tmp_path
 
 
 def test_rejected_entry_closes_the_unit_and_is_not_resent(server: FakeBitbankServer, tmp_path: Path) -> None:
-    units = make_units(server, tmp_path / "s.sqlite")
+    units = make_units(server, tmp_path / "s")
     server.bank.circuit_break = True  # market orders refused with 70020
     unit = units.open("long", D("0.001"), stop_price=D("14700000"))
     assert unit.state == "closed" and "70020" in (unit.reason or "")
@@ -208,7 +218,7 @@ def test_rejected_entry_closes_the_unit_and_is_not_resent(server: FakeBitbankSer
 
 
 def test_position_gone_and_foreign_orphans_are_cleaned(server: FakeBitbankServer, tmp_path: Path) -> None:
-    units = make_units(server, tmp_path / "s.sqlite")
+    units = make_units(server, tmp_path / "s")
     unit = units.open("long", D("0.001"), stop_price=D("14700000"), take_profit_price=D("15300000"))
     server.feed_bar(15_000_000, 15_050_000, 14_950_000, 15_000_000)
     units.sync()
@@ -229,7 +239,7 @@ def test_position_gone_and_foreign_orphans_are_cleaned(server: FakeBitbankServer
 
 
 def test_close_exits_at_market_and_keeps_the_stop_until_filled(server: FakeBitbankServer, tmp_path: Path) -> None:
-    units = make_units(server, tmp_path / "s.sqlite")
+    units = make_units(server, tmp_path / "s")
     unit = units.open("short", D("0.001"), stop_price=D("15300000"), take_profit_price=D("14700000"))
     server.feed_bar(15_000_000, 15_050_000, 14_950_000, 15_000_000)
     units.sync()
@@ -249,7 +259,7 @@ def test_seeded_random_faults_never_double_an_order(tmp_path: Path, seed: int) -
     kinds = ("timeout", "drop", "429", "500_html", "503_html", "busy", "too_frequent", "system_error")
     plan = FaultPlan(seed=seed, rate=0.3, kinds=kinds)
     with FakeBitbankServer(api_key=KEY, api_secret=SECRET, plan=plan, timeout_sleep=0.4) as srv:
-        units = make_units(srv, tmp_path / "s.sqlite")
+        units = make_units(srv, tmp_path / "s")
         try:
             units.open("long", D("0.001"), stop_price=D("14700000"), take_profit_price=D("15300000"))
         except BitbankError as exc:

@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Protocol
 
 from cryptobot.exchange.bitbank_margin import (
@@ -133,37 +131,6 @@ def intent_from_json(text: str) -> OrderIntent:
 
 def unit_from_json(text: str) -> OrderUnit:
     return OrderUnit(**_from_json(text))
-
-
-class SQLiteOrderStore:
-    """`OrderStore` in a SQLite file (WAL, one committed transaction per save)."""
-
-    def __init__(self, path: str | Path):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS order_intents (intent_id TEXT PRIMARY KEY, data TEXT NOT NULL)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS order_units (unit_id TEXT PRIMARY KEY, data TEXT NOT NULL)")
-
-    def save_intent(self, intent: OrderIntent) -> None:
-        with self._db:
-            self._db.execute("INSERT OR REPLACE INTO order_intents VALUES (?, ?)", (intent.intent_id, to_json(intent)))
-
-    def load_intents(self) -> list[OrderIntent]:
-        rows = self._db.execute("SELECT data FROM order_intents ORDER BY rowid").fetchall()
-        return [intent_from_json(r[0]) for r in rows]
-
-    def save_unit(self, unit: OrderUnit) -> None:
-        with self._db:
-            self._db.execute("INSERT OR REPLACE INTO order_units VALUES (?, ?)", (unit.unit_id, to_json(unit)))
-
-    def load_units(self) -> list[OrderUnit]:
-        rows = self._db.execute("SELECT data FROM order_units ORDER BY rowid").fetchall()
-        return [unit_from_json(r[0]) for r in rows]
-
-    def close(self) -> None:
-        self._db.close()
 
 
 class OrderUnits:
