@@ -7,6 +7,8 @@ from `cryptobot.kernels.features`; this module only converts pandas ↔ numpy an
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,6 +71,14 @@ def compute_features(ohlcv: pd.DataFrame, params: FeaturesConfig | None = None) 
     return pd.DataFrame(out, index=ohlcv.index, columns=list(FEATURE_ORDER), copy=False)
 
 
+def check_layout(saved: Mapping[str, Any], what: str) -> None:
+    """Refuse a saved state made by another feature-kernel layout (its values would be read at wrong offsets)."""
+    layout = str(np.asarray(saved.get("layout", "")))
+    if layout != LAYOUT_DIGEST:
+        raise ValueError(f"saved {what} has feature layout {layout or 'none'!r}, this version uses "
+                         f"{LAYOUT_DIGEST!r}; rebuild the state from history")
+
+
 class FeatureStepper:
     """Features one closed bar at a time, for the live adapter: O(1) per bar, one numba call, no allocation.
 
@@ -105,10 +115,7 @@ class FeatureStepper:
         return {"layout": np.array(LAYOUT_DIGEST), "params": self.params.copy(), "state": self._state.copy()}
 
     def set_state(self, saved: dict[str, np.ndarray]) -> None:
-        layout = str(np.asarray(saved.get("layout", "")))
-        if layout != LAYOUT_DIGEST:
-            raise ValueError(f"saved feature state has layout {layout or 'none'!r}, this version uses "
-                             f"{LAYOUT_DIGEST!r}; rebuild the state from history")
+        check_layout(saved, "feature state")
         params = np.asarray(saved["params"], dtype=np.float64)
         state = np.asarray(saved["state"], dtype=np.float64)
         if params.shape != self.params.shape or not np.array_equal(params, self.params):

@@ -30,7 +30,7 @@ from cryptobot import atomic
 from cryptobot.config import Config
 from cryptobot.data.frames import ms_to_iso, timeframe_to_ms, timestamps_ms
 from cryptobot.data.validate import infer_timeframe
-from cryptobot.features import FEATURE_ORDER, LAYOUT_DIGEST, feature_params
+from cryptobot.features import FEATURE_ORDER, LAYOUT_DIGEST, check_layout, feature_params
 from cryptobot.kernels import combiner as cb
 from cryptobot.kernels import features as fk
 from cryptobot.kernels import strategies as sk
@@ -574,10 +574,7 @@ class SignalStepper:
         }
 
     def set_state(self, saved: dict[str, np.ndarray]) -> None:
-        layout = str(np.asarray(saved.get("layout", "")))
-        if layout != LAYOUT_DIGEST:
-            raise ValueError(f"saved signal state has feature layout {layout or 'none'!r}, this version uses "
-                             f"{LAYOUT_DIGEST!r}; rebuild the state from history")
+        check_layout(saved, "signal state")
         names = tuple(str(n) for n in np.asarray(saved["strategies"]).tolist())
         if names != self.pipeline.names:
             raise ValueError(f"saved signal state is for strategies {names}, this stepper runs {self.pipeline.names}")
