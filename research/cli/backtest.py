@@ -24,11 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m research backtest",
         description=(
             "Backtest the configured strategies with the shared execution and risk kernels; writes stats.json, "
-            "trades.csv, skipped.csv, equity.csv, manifest.json and an interactive equity.html into --out."
+            "trades.csv, skipped.csv, equity.parquet (equity and signed position per bar), manifest.json and an "
+            "interactive equity.html into --out."
         ),
     )
     add_data_arguments(parser)
     parser.add_argument("--out", required=True, help="output directory (created; files are replaced)")
+    parser.add_argument("--equity-csv", action="store_true",
+                        help="also write equity.csv (the per-bar equity as text: large and slow for long histories)")
+    parser.add_argument("--no-plot", action="store_true", help="do not write equity.html")
     return parser
 
 
@@ -57,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out / "stats.json", result.stats)
     for name, frame in (("trades.csv", result.trades), ("skipped.csv", result.skipped)):
         atomic.write_csv(out / name, frame, index=False)
-    atomic.write_csv(out / "equity.csv", pd.DataFrame({"equity": result.equity, "position": result.position}))
+    per_bar = pd.DataFrame({"equity": result.equity, "position": result.position})
+    written = ["stats.json", "trades.csv", "skipped.csv", "equity.parquet", "manifest.json"]
+    atomic.write_parquet(out / "equity.parquet", per_bar)
+    if args.equity_csv:
+        atomic.write_csv(out / "equity.csv", per_bar)
+        written.append("equity.csv")
     gaps = input_gaps(validate_frame(data, source=args.data))
     manifest = build_manifest(
         "backtest", cfg,
@@ -69,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
                "strategies": result.stats["strategies"], "ml_gate": result.stats["ml_gate"]},
     )
     write_json(out / "manifest.json", manifest)
-    write_equity_html(result, data["close"], out / "equity.html")
+    if not args.no_plot:
+        write_equity_html(result, data["close"], out / "equity.html")
+        written.append("equity.html")
     s = result.stats
     gate = s["ml_gate"]
     print(f"strategies: {', '.join(s['strategies']) or 'none enabled'}; ML gate: "
@@ -79,5 +90,5 @@ def main(argv: list[str] | None = None) -> int:
           f"fingerprint {result.fingerprint[:16]}")
     for line in gaps["warnings"] or ["no gaps, no warnings"]:  # no prices were seen inside a gap
         print(f"input data: {line}")
-    print(f"report: {out.resolve()} (stats.json, trades.csv, skipped.csv, equity.csv, manifest.json, equity.html)")
+    print(f"report: {out.resolve()} ({', '.join(written)})")
     return 0
