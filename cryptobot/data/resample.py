@@ -12,8 +12,7 @@ import pandas as pd
 
 from cryptobot.data.frames import DataValidationError, make_frame, timeframe_to_ms, timestamps_ms
 from cryptobot.data.validate import infer_timeframe
-
-_WEEK_OFFSET_MS = 4 * 86_400_000
+from cryptobot.timeunits import WEEK_OFFSET_MS
 
 
 def resample(frame: pd.DataFrame, to: str, source_timeframe: str | None = None) -> pd.DataFrame:
@@ -27,7 +26,7 @@ def resample(frame: pd.DataFrame, to: str, source_timeframe: str | None = None) 
         raise DataValidationError(f"cannot resample {src} to {to}: the target must be a whole multiple of the source")
     if ts.size and np.any(np.diff(ts) <= 0):
         raise DataValidationError("cannot resample: timestamps are not strictly increasing; validate the data first")
-    offset = _WEEK_OFFSET_MS if to.endswith("w") else 0
+    offset = WEEK_OFFSET_MS if to.endswith("w") else 0
     bins = (ts - offset) // dst_ms * dst_ms + offset
     starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]]) if ts.size else np.zeros(0, dtype=np.int64)
     ends = np.r_[starts[1:], ts.size] - 1
