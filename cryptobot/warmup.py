@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from cryptobot.config import Config, ConfigError, load_config, parse_set_options
+from cryptobot.cli_errors import run_command
+from cryptobot.config import Config, load_config, parse_set_options
 from cryptobot.data.frames import make_frame, timeframe_to_ms, timestamps_ms
 
 T = TypeVar("T")
@@ -93,14 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--config", action="append", default=[], metavar="FILE", help="extra YAML config (repeatable)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, overrides=parse_set_options(args.set))
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    return run_command(_warm_and_report, parser.parse_args(argv))
+
+
+def _warm_and_report(args: argparse.Namespace) -> int:
     total = 0.0
-    for name, seconds in warm(cfg).items():
+    for name, seconds in warm(load_config(args.config, overrides=parse_set_options(args.set))).items():
         total += seconds
         print(f"{name:<28} {seconds:8.3f} s")
     print(f"{'total':<28} {total:8.3f} s  (numba cache: {os.environ.get('NUMBA_CACHE_DIR')})")

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from cryptobot.cli_errors import UserError
 from cryptobot.data.frames import make_frame, ms_to_iso, timeframe_to_ms
 from cryptobot.data.store import Store, StoreKey
 from cryptobot.timeunits import DAY_MS, HOUR_MS
@@ -30,7 +31,7 @@ from cryptobot.timeunits import DAY_MS, HOUR_MS
 RETRYABLE = (ccxt.NetworkError, ccxt.RateLimitExceeded, ccxt.ExchangeNotAvailable)
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A download that could not complete; what was stored so far stays valid."""
 
 

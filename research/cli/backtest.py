@@ -9,9 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from cryptobot import atomic
-from cryptobot.config import ConfigError
-from cryptobot.data import DataValidationError, validate_frame
-from cryptobot.ml import BundleError
+from cryptobot.data import validate_frame
 from research.backtest import BacktestResult, run
 from research.cli.common import add_data_arguments, load_inputs
 from research.manifest import build_manifest, data_description, input_gaps, write_json
@@ -45,19 +43,11 @@ def write_equity_html(result: BacktestResult, close: pd.Series, path: Path) -> N
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        cfg, data = load_inputs(args)
-    except (ConfigError, DataValidationError, FileNotFoundError, ValueError) as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    cfg, data = load_inputs(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"backtesting {len(data):,} bars of {args.data} ({data.index[0]} .. {data.index[-1]}) …", file=sys.stderr)
-    try:
-        result = run(data, cfg, currency=quote_currency(args.data, cfg))
-    except (DataValidationError, ValueError, BundleError) as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    result = run(data, cfg, currency=quote_currency(args.data, cfg))
     write_json(out / "stats.json", result.stats)
     for name, frame in (("trades.csv", result.trades), ("skipped.csv", result.skipped)):
         atomic.write_csv(out / name, frame, index=False)
