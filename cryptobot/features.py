@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cryptobot.config import FeaturesConfig
+from cryptobot.data.frames import ohlcv_arrays
 from cryptobot.kernels import features as nb
 from cryptobot.prefault import populated
 
@@ -56,20 +57,13 @@ def feature_warmups(params: FeaturesConfig | None = None) -> dict[str, int]:
     return {name: int(w[i]) for i, name in enumerate(FEATURE_ORDER)}
 
 
-def _ohlcv_arrays(ohlcv: pd.DataFrame) -> tuple[np.ndarray, ...]:
-    missing = [c for c in ("open", "high", "low", "close", "volume") if c not in ohlcv.columns]
-    if missing:
-        raise ValueError(f"OHLCV frame lacks column(s) {missing}")
-    return tuple(np.ascontiguousarray(ohlcv[c].to_numpy(dtype=np.float64)) for c in ("open", "high", "low", "close", "volume"))
-
-
 def compute_features(ohlcv: pd.DataFrame, params: FeaturesConfig | None = None) -> pd.DataFrame:
     """All 15 features in one fused numba pass; same index as the input, NaN during warm-up.
 
     The close and volume columns are the input's own (copy-on-write) unless a bar was skipped.
     """
     p = feature_params(params)
-    o, h, lo, c, v = _ohlcv_arrays(ohlcv)
+    o, h, lo, c, v = ohlcv_arrays(ohlcv)
     columns = nb.feature_columns(c.shape[0])
     with populated(columns):
         bad = nb.features_batch_into(nb.features_init(p), p, o, h, lo, c, v, columns)

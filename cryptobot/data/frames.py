@@ -38,6 +38,14 @@ def timestamps_ms(frame: pd.DataFrame | pd.DatetimeIndex) -> np.ndarray:
     return np.asarray(index.as_unit("ms").asi8, dtype=np.int64)
 
 
+def ohlcv_arrays(frame: pd.DataFrame, columns: tuple[str, ...] = OHLCV_COLUMNS) -> tuple[np.ndarray, ...]:
+    """The frame's columns as contiguous float64 arrays, as the kernels take them (no copy when already so)."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"OHLCV frame lacks column(s) {missing}")
+    return tuple(np.ascontiguousarray(frame[c].to_numpy(dtype=np.float64)) for c in columns)
+
+
 def make_frame(ts_ms: np.ndarray, values: np.ndarray | dict[str, np.ndarray]) -> pd.DataFrame:
     """Build a contract frame from int64 ms times and an (n, 5) array or a column dict."""
     index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts_ms, dtype=np.int64), unit="ms", utc=True))

@@ -10,7 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cryptobot.data.frames import DataValidationError, make_frame, timeframe_to_ms, timestamps_ms
+from cryptobot.data.frames import (
+    DataValidationError,
+    make_frame,
+    ohlcv_arrays,
+    timeframe_to_ms,
+    timestamps_ms,
+)
 from cryptobot.data.validate import infer_timeframe
 from cryptobot.timeunits import WEEK_OFFSET_MS
 
@@ -30,11 +36,7 @@ def resample(frame: pd.DataFrame, to: str, source_timeframe: str | None = None) 
     bins = (ts - offset) // dst_ms * dst_ms + offset
     starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]]) if ts.size else np.zeros(0, dtype=np.int64)
     ends = np.r_[starts[1:], ts.size] - 1
-    o = frame["open"].to_numpy(np.float64)
-    h = frame["high"].to_numpy(np.float64)
-    lo = frame["low"].to_numpy(np.float64)
-    c = frame["close"].to_numpy(np.float64)
-    v = frame["volume"].to_numpy(np.float64)
+    o, h, lo, c, v = ohlcv_arrays(frame)
     out = {
         "open": o[starts],
         "high": np.maximum.reduceat(h, starts) if starts.size else h[:0],
