@@ -10,6 +10,7 @@ import pandas as pd
 
 from cryptobot import atomic
 from cryptobot.data import validate_frame
+from cryptobot.warmup import compile_ahead
 from research.backtest import BacktestResult, run
 from research.cli.common import add_data_arguments, load_inputs
 from research.manifest import build_manifest, data_description, input_gaps, write_json
@@ -43,6 +44,7 @@ def write_equity_html(result: BacktestResult, close: pd.Series, path: Path) -> N
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    compile_ahead()  # first run after install: the execution kernel compiles next door meanwhile
     cfg, data = load_inputs(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
