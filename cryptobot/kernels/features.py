@@ -555,6 +555,8 @@ def features_batch_into(
     off = feature_layout(p)
     _check_size(st, off)
     n = c.shape[0]
+    if len(columns) != N_COMPUTED:
+        raise ValueError("features_batch_into takes the 13 computed columns (see feature_columns)")
     for k in range(N_COMPUTED):
         if columns[k].shape[0] != n:
             raise ValueError("every output column must have one row per input bar")
