@@ -48,3 +48,8 @@ def write_text(path: str | Path, text: str) -> Path:
 def write_csv(path: str | Path, frame: pd.DataFrame, **to_csv: Any) -> Path:
     """`frame.to_csv(path, **to_csv)`, atomically."""
     return atomic_write(path, lambda tmp: frame.to_csv(tmp, **to_csv))
+
+
+def write_parquet(path: str | Path, frame: pd.DataFrame) -> Path:
+    """`frame.to_parquet(path)` (index kept), atomically."""
+    return atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=True))

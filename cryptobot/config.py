@@ -566,7 +566,6 @@ def parse_set_options(items: Iterable[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """`python -m cryptobot.config show [--config FILE] [--set KEY=VALUE]`: print the effective config."""
     import argparse
-    import sys
 
     parser = argparse.ArgumentParser(
         prog="python -m cryptobot.config",
@@ -577,12 +576,13 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML file(s), in order")
     show.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one key")
     show.add_argument("--json", action="store_true", help="print JSON instead of YAML")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, overrides=parse_set_options(args.set))
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    from cryptobot.cli_errors import run_command
+
+    return run_command(_show, parser.parse_args(argv))
+
+
+def _show(args: Any) -> int:
+    cfg = load_config(args.config, overrides=parse_set_options(args.set))
     data = cfg.public_dict()
     if args.json:
         print(dumps(data, indent=2))

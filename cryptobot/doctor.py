@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cryptobot.config import Config, ConfigError, load_config, parse_set_options
+from cryptobot.timeunits import HOUR_MS
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 EXIT = {OK: 0, WARN: 1, FAIL: 2}
@@ -86,7 +87,7 @@ def check_data(cfg: Config, stale_after_hours: float, now_ms: int) -> Check:
         return Check("data store", FAIL, f"{store.path(key)} is not readable ({exc}) — re-download it")
     if last is None:
         return Check("data store", FAIL, f"{store.path(key)} has no bars — re-download it")
-    age_h = (now_ms - last) / 3_600_000
+    age_h = (now_ms - last) / HOUR_MS
     if age_h > stale_after_hours:
         return Check("data store", FAIL, f"{key} ends {age_h:.1f} h ago (more than {stale_after_hours:g} h) — "
                                          f"update it: python -m cryptobot.data download --exchange {key.exchange} "

@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 
 from cryptobot.config import FeaturesConfig
+from cryptobot.data.frames import ohlcv_arrays
 from cryptobot.kernels import features as nb
+from cryptobot.prefault import populated
 
 FEATURE_ORDER: tuple[str, ...] = (
     "close",
@@ -55,20 +57,22 @@ def feature_warmups(params: FeaturesConfig | None = None) -> dict[str, int]:
     return {name: int(w[i]) for i, name in enumerate(FEATURE_ORDER)}
 
 
-def _ohlcv_arrays(ohlcv: pd.DataFrame) -> tuple[np.ndarray, ...]:
-    missing = [c for c in ("open", "high", "low", "close", "volume") if c not in ohlcv.columns]
-    if missing:
-        raise ValueError(f"OHLCV frame lacks column(s) {missing}")
-    return tuple(np.ascontiguousarray(ohlcv[c].to_numpy(dtype=np.float64)) for c in ("open", "high", "low", "close", "volume"))
-
-
 def compute_features(ohlcv: pd.DataFrame, params: FeaturesConfig | None = None) -> pd.DataFrame:
-    """All 15 features in one fused numba pass; same index as the input, NaN during warm-up."""
+    """All 15 features in one fused numba pass; same index as the input, NaN during warm-up.
+
+    The close and volume columns are the input's own (copy-on-write) unless a bar was skipped.
+    """
     p = feature_params(params)
-    o, h, lo, c, v = _ohlcv_arrays(ohlcv)
-    out = np.empty((c.shape[0], nb.N_FEATURES), dtype=np.float64)  # allocated by NumPy: faster than in numba
-    nb.features_batch_into(nb.features_init(p), p, o, h, lo, c, v, out)
-    return pd.DataFrame(out, index=ohlcv.index, columns=list(FEATURE_ORDER), copy=False)
+    o, h, lo, c, v = ohlcv_arrays(ohlcv)
+    columns = nb.feature_columns(c.shape[0])
+    with populated(columns):
+        bad = nb.features_batch_into(nb.features_init(p), p, o, h, lo, c, v, columns)
+    if bad:  # a skipped bar has NaN features, its close and volume included
+        close, volume = (pd.Series(nb.input_column(x, o, h, lo, c, v), index=ohlcv.index) for x in (c, v))
+    else:  # the inputs themselves, shared copy-on-write (pandas copies when either side is modified)
+        close, volume = ohlcv["close"].astype(np.float64), ohlcv["volume"].astype(np.float64)
+    data = dict(zip(FEATURE_ORDER, (close, volume, *columns), strict=True))
+    return pd.DataFrame(data, index=ohlcv.index, copy=False)
 
 
 def check_layout(saved: Mapping[str, Any], what: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -18,7 +19,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from cryptobot.config import Config, ConfigError, load_config, parse_set_options
+from cryptobot.cli_errors import run_command
+from cryptobot.config import Config, load_config, parse_set_options
 from cryptobot.data.frames import make_frame, timeframe_to_ms, timestamps_ms
 
 T = TypeVar("T")
@@ -36,8 +38,21 @@ def _series(config: Config, bars: int = 400) -> tuple[np.ndarray, np.ndarray]:
     return ts, np.column_stack([open_, high, low, close, volume])
 
 
-def warm(config: Config | None = None) -> dict[str, float]:
-    """Run every kernel once; returns seconds per step (the first run compiles, later runs load the cache)."""
+PARTS: tuple[str, ...] = ("features", "signals", "execution", "bundle")
+
+
+def _execution_inputs(ts: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Decisions for the execution kernel without running the signal pipeline (so the parts compile apart):
+    a long entry every 40 bars and a short one 20 bars later, 2 % stops; the dtypes a backtest passes."""
+    close = np.ascontiguousarray(values[:, 3])
+    action = np.zeros(len(ts))
+    action[::40], action[20::40] = 1.0, -1.0
+    stop = np.where(action > 0, close * 0.98, np.where(action < 0, close * 1.02, np.nan))
+    return action, stop, np.full(len(ts), np.nan), np.abs(action), np.full(len(ts), np.nan)
+
+
+def warm(config: Config | None = None, parts: tuple[str, ...] = PARTS) -> dict[str, float]:
+    """Run each kernel of `parts` once; returns seconds per step (the first run compiles, later runs load the cache)."""
     from cryptobot.execution import execution_params
     from cryptobot.features import compute_features
     from cryptobot.kernels import execution as ex
@@ -54,30 +69,32 @@ def warm(config: Config | None = None) -> dict[str, float]:
         timings[name] = time.perf_counter() - start
         return result
 
-    timed("features (batch)", lambda: compute_features(frame, cfg.features))
-    signals = timed("signal pipeline (batch)", lambda: compute_signals(frame, cfg, timeframe=cfg.data.timeframe))
+    if "features" in parts:
+        timed("features (batch)", lambda: compute_features(frame, cfg.features))
+    if "signals" in parts:
+        timed("signal pipeline (batch)", lambda: compute_signals(frame, cfg, timeframe=cfg.data.timeframe))
 
-    def steps() -> None:
-        stepper = SignalStepper(cfg, timeframe=cfg.data.timeframe)
-        for t, row in zip(ts.tolist(), values.tolist(), strict=True):
-            stepper.update(t, *row)
+        def steps() -> None:
+            stepper = SignalStepper(cfg, timeframe=cfg.data.timeframe)
+            for t, row in zip(ts.tolist(), values.tolist(), strict=True):
+                stepper.update(t, *row)
 
-    timed("signal pipeline (one bar)", steps)
-    p = execution_params(cfg, timeframe_to_ms(cfg.data.timeframe))
-    o, h, lo, c = (np.ascontiguousarray(values[:, i]) for i in range(4))
-    args = (signals["action"].to_numpy(np.float64), signals["stop_loss"].to_numpy(), signals["take_profit"].to_numpy(),
-            signals["voters"].to_numpy(np.float64), np.full(len(ts), np.nan))
-    timed("execution (batch)", lambda: ex.execution_batch(p, timestamps_ms(frame), o, h, lo, c, *args))
+        timed("signal pipeline (one bar)", steps)
+    if "execution" in parts:
+        p = execution_params(cfg, timeframe_to_ms(cfg.data.timeframe))
+        o, h, lo, c = (np.ascontiguousarray(values[:, i]) for i in range(4))
+        args = _execution_inputs(ts, values)
+        timed("execution (batch)", lambda: ex.execution_batch(p, timestamps_ms(frame), o, h, lo, c, *args))
 
-    def one_bar() -> None:
-        state = ex.execution_init(p)
-        events = np.empty(ex.EV_MAX, dtype=ex.EVENT_DTYPE)
-        ex.execution_step(state, p, 0, int(ts[0]), o[0], h[0], lo[0], c[0], 0.0, np.nan, np.nan, 0.0, np.nan,
-                          events.view(np.float64))
+        def one_bar() -> None:
+            state = ex.execution_init(p)
+            events = np.empty(ex.EV_MAX, dtype=ex.EVENT_DTYPE)
+            ex.execution_step(state, p, 0, int(ts[0]), o[0], h[0], lo[0], c[0], 0.0, np.nan, np.nan, 0.0, np.nan,
+                              events.view(np.float64))
 
-    timed("execution (one bar)", one_bar)
+        timed("execution (one bar)", one_bar)
     bundle_dir = Path(cfg.ml.bundle_dir)
-    if bundle_dir.is_dir():
+    if "bundle" in parts and bundle_dir.is_dir():
         from cryptobot.ml import load_bundle
         from cryptobot.ml.gate import gate_probabilities
 
@@ -87,6 +104,37 @@ def warm(config: Config | None = None) -> dict[str, float]:
     return timings
 
 
+def is_cold(module: str) -> bool:
+    """True when this version's numba cache holds nothing compiled from `cryptobot/kernels/<module>.py`.
+
+    The cache directory is keyed on every kernel source (`cryptobot/__init__.py`), so any index file of the
+    module there was written by this very code.
+    """
+    return not any(Path(os.environ["NUMBA_CACHE_DIR"]).glob(f"kernels_*/{module}.*.nbi"))
+
+
+_AHEAD: list[subprocess.Popen[bytes]] = []
+
+
+def compile_ahead() -> None:
+    """On a cold cache, compile the execution kernel in a second process while this one goes on.
+
+    A command that needs the signal pipeline first and the execution kernel after it (a backtest) spends its
+    first run compiling both one after the other; with two cores the execution kernel compiles meanwhile
+    next door and is loaded from the cache when needed (`wait_for_ahead`). Warm caches start nothing.
+    """
+    if _AHEAD or (os.cpu_count() or 1) < 2 or not is_cold("execution"):
+        return
+    cmd = [sys.executable, "-m", "cryptobot.warmup", "--only", "execution"]
+    _AHEAD.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+
+def wait_for_ahead() -> None:
+    """Block until what `compile_ahead` started has written the cache (immediately when nothing was started)."""
+    while _AHEAD:
+        _AHEAD.pop().wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m cryptobot.warmup",
@@ -94,14 +142,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--config", action="append", default=[], metavar="FILE", help="extra YAML config (repeatable)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, overrides=parse_set_options(args.set))
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    parser.add_argument("--only", default=",".join(PARTS), metavar="PARTS",
+                        help=f"comma-separated parts to compile (default all: {','.join(PARTS)})")
+    return run_command(_warm_and_report, parser.parse_args(argv))
+
+
+def _warm_and_report(args: argparse.Namespace) -> int:
+    parts = tuple(p.strip() for p in args.only.split(",") if p.strip())
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"--only: unknown part(s) {unknown}; choose from {', '.join(PARTS)}")
     total = 0.0
-    for name, seconds in warm(cfg).items():
+    for name, seconds in warm(load_config(args.config, overrides=parse_set_options(args.set)), parts).items():
         total += seconds
         print(f"{name:<28} {seconds:8.3f} s")
     print(f"{'total':<28} {total:8.3f} s  (numba cache: {os.environ.get('NUMBA_CACHE_DIR')})")

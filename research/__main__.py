@@ -1,7 +1,8 @@
 """`python -m research COMMAND …`: the research command line.
 
 Each command lives in its own module under `research/cli/` with a `main(argv) -> int`; this file only
-dispatches, so `--help` stays fast (no vectorbt/optuna import until a command runs).
+dispatches, so `--help` stays fast (no vectorbt/optuna import until a command runs), and reports a user's
+mistake the one way every command does (`cryptobot.cli_errors`: the message, exit 2).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+
+from cryptobot.cli_errors import run_command
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("research.cli.backtest", "run a backtest and write stats.json, trades.csv, equity …"),
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"'{name}' is not in this version of cryptobot yet\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    return run_command(module.main, rest)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from cryptobot.kernels import execution as ex
 from cryptobot.ml import load_bundle
 from cryptobot.ml.gate import gate_probabilities
 from cryptobot.strategies import active_strategies, compute_signals
+from cryptobot.warmup import wait_for_ahead
 
 
 @dataclass
@@ -97,6 +98,7 @@ def run(ohlcv: pd.DataFrame, config: Config | None = None, ml_gate: Any = None,
     ts = timestamps_ms(ohlcv)[t]
     o, h, lo, c = (np.ascontiguousarray(ohlcv[k].to_numpy(np.float64)[t]) for k in ("open", "high", "low", "close"))
     params = execution_params(cfg, bar_ms, gated=ml_gate is not None, bundle=bundle)
+    wait_for_ahead()  # a cold execution kernel being compiled by `compile_ahead` is loaded, not compiled twice
     events, traded_equity, traded_position, _ = ex.execution_batch(
         params, ts, o, h, lo, c,
         np.ascontiguousarray(signals["action"].to_numpy(np.float64)[t]),

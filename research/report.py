@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from cryptobot import atomic
+from cryptobot.cli_errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -37,7 +38,7 @@ OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 """
 
 
-class ReportError(RuntimeError):
+class ReportError(UserError, RuntimeError):
     """A template that cannot be used or whose execution failed; the message says which and why."""
 
 

@@ -104,7 +104,7 @@ def test_cli_writes_the_report(tmp_path: Path) -> None:
     result = cli("--data", "data/sample/bitbank_BTC-JPY_4h_2018.csv.gz", "--out", str(out),
                  "--set", "risk.kelly.window_days=20", "--start", "2018-02-01", "--end", "2018-11-01")
     assert result.returncode == 0, result.stderr
-    assert {p.name for p in out.iterdir()} == {"stats.json", "trades.csv", "skipped.csv", "equity.csv",
+    assert {p.name for p in out.iterdir()} == {"stats.json", "trades.csv", "skipped.csv", "equity.parquet",
                                                 "manifest.json", "equity.html"}
     for path in out.glob("*.json"):
         strict_loads(path.read_text())
@@ -122,6 +122,23 @@ def test_cli_writes_the_report(tmp_path: Path) -> None:
     assert f"fingerprint {manifest['fingerprint'][:16]}" in result.stdout
     assert manifest["currency"] == stats["currency"] == "JPY" and "JPY" in result.stdout
     assert "plotly" in (out / "equity.html").read_text()[:5000].lower()
+    per_bar = pd.read_parquet(out / "equity.parquet")
+    assert list(per_bar.columns) == ["equity", "position"] and isinstance(per_bar.index, pd.DatetimeIndex)
+    assert str(per_bar.index[0]).startswith("2018-02-01") and str(per_bar.index.tz) == "UTC"
+    assert per_bar["equity"].iloc[-1] / per_bar["equity"].iloc[0] - 1 == pytest.approx(stats["total_return"], abs=1e-12)
+
+
+def test_cli_equity_csv_on_request_and_no_plot(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = cli("--data", "data/sample/bitbank_BTC-JPY_4h_2018.csv.gz", "--out", str(out), "--equity-csv",
+                 "--no-plot")
+    assert result.returncode == 0, result.stderr
+    names = {p.name for p in out.iterdir()}
+    assert "equity.html" not in names and {"equity.csv", "equity.parquet"} <= names
+    assert "equity.html" not in result.stdout and "equity.csv" in result.stdout
+    as_text = pd.read_csv(out / "equity.csv", index_col=0, parse_dates=True)
+    as_text.index = as_text.index.as_unit("ms")
+    pd.testing.assert_frame_equal(as_text, pd.read_parquet(out / "equity.parquet"), check_freq=False)
 
 
 def test_cli_secrets_never_reach_the_report(tmp_path: Path) -> None:

@@ -12,9 +12,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
+from cryptobot import prefault
 from cryptobot.config import FeaturesConfig
 from cryptobot.data import make_frame, read_csv
-from cryptobot.features import FEATURE_ORDER, FeatureStepper, compute_features, feature_warmups
+from cryptobot.features import (
+    FEATURE_ORDER,
+    FeatureStepper,
+    compute_features,
+    feature_params,
+    feature_warmups,
+)
+from cryptobot.kernels import features as nb
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "data" / "sample").glob("*.csv.gz"))
@@ -226,3 +234,38 @@ def test_update_returns_owned_rows_equal_to_batch() -> None:
     stepper = FeatureStepper()
     rows = [stepper.update(*bar) for bar in zip(*arrays(df), strict=True)]
     np.testing.assert_array_equal(np.vstack(rows), compute_features(df).to_numpy())
+
+
+def test_close_and_volume_are_the_inputs_copy_on_write() -> None:
+    """Shared without copying, yet changing either frame afterwards leaves the other as it was."""
+    df = read_csv(ROOT / "data/sample/bitbank_BTC-JPY_4h_2018.csv.gz")
+    feats = compute_features(df)
+    before = df["close"].to_numpy().copy()
+    df.iloc[5, df.columns.get_loc("close")] = -1.0
+    assert feats["close"].iloc[5] == before[5]
+    feats.iloc[6, feats.columns.get_loc("volume")] = -2.0
+    assert df["volume"].iloc[6] != -2.0
+
+
+def test_large_batch_with_pages_mapped_on_another_core_equals_the_plain_kernel() -> None:
+    """Big enough for `cryptobot.prefault` to run its thread: the numbers are the unthreaded kernel's, bit for bit."""
+    n = 400_000
+    rng = np.random.default_rng(3)
+    close = 5e6 * np.exp(np.cumsum(rng.normal(0, 0.002, n)))
+    wick = np.abs(rng.normal(0, 0.001, n)) * close
+    df = make_frame(np.arange(n, dtype=np.int64) * 60_000, {
+        "open": np.r_[close[0], close[:-1]], "high": close + wick, "low": close - wick, "close": close,
+        "volume": rng.lognormal(0, 1, n)})
+    p = feature_params()
+    expected = nb.features_batch(nb.features_init(p), p, *arrays(df))
+    assert sum(c.nbytes for c in nb.feature_columns(n)) >= prefault.MIN_BYTES
+    assert np.array_equal(compute_features(df).to_numpy(), expected, equal_nan=True)
+
+
+def test_populating_pages_never_changes_their_contents() -> None:
+    arrays_ = [np.arange(600_000, dtype=np.float64) * k for k in range(1, 4)]
+    copies = [a.copy() for a in arrays_]
+    with prefault.populated(arrays_):
+        pass
+    for a, b in zip(arrays_, copies, strict=True):
+        assert np.array_equal(a, b)

@@ -8,6 +8,7 @@ from cryptobot.data.frames import (
     OHLCV_COLUMNS,
     DataValidationError,
     make_frame,
+    ohlcv_arrays,
     timeframe_to_ms,
     timestamps_ms,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "load_frame",
     "load_frame_with_report",
     "make_frame",
+    "ohlcv_arrays",
     "read_any",
     "read_csv",
     "read_parquet",

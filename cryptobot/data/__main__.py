@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from cryptobot.data.download import DownloadError, RetryPolicy, download, make_exchange
-from cryptobot.data.frames import DataValidationError, ms_to_iso, parse_time
+from cryptobot.cli_errors import run_command
+from cryptobot.data.download import RetryPolicy, download, make_exchange
+from cryptobot.data.frames import ms_to_iso, parse_time
 from cryptobot.data.resample import resample
 from cryptobot.data.store import Store, StoreKey, read_any, write_csv, write_parquet
 from cryptobot.data.validate import timeframe_from_name, validate_frame
@@ -16,13 +17,9 @@ from cryptobot.data.validate import timeframe_from_name, validate_frame
 def _store(args: argparse.Namespace) -> Store:
     if args.store:
         return Store(args.store)
-    from cryptobot.config import ConfigError, load_config
+    from cryptobot.config import load_config
 
-    try:
-        return Store(load_config().data.store_dir)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(2) from None
+    return Store(load_config().data.store_dir)
 
 
 def _ms(text: str | None) -> int | None:
@@ -34,24 +31,20 @@ def cmd_download(args: argparse.Namespace) -> int:
     urls = dict(item.split("=", 1) for item in args.api_url) if args.api_url else None
     since = _ms(args.since)
     assert since is not None
-    try:
-        client = make_exchange(args.exchange, urls, timeout_ms=int(args.timeout * 1000))
-        result = download(
-            args.exchange,
-            args.symbol,
-            args.timeframe,
-            since=since,
-            until=_ms(args.until),
-            store=_store(args),
-            client=client,
-            retry=RetryPolicy(attempts=args.retries, backoff_seconds=args.backoff),
-            flush_every=args.flush_every,
-            progress=not args.quiet,
-            log=lambda msg: print(msg, file=sys.stderr),
-        )
-    except (DownloadError, DataValidationError) as exc:
-        print(f"download failed: {exc}", file=sys.stderr)
-        return 1
+    client = make_exchange(args.exchange, urls, timeout_ms=int(args.timeout * 1000))
+    result = download(
+        args.exchange,
+        args.symbol,
+        args.timeframe,
+        since=since,
+        until=_ms(args.until),
+        store=_store(args),
+        client=client,
+        retry=RetryPolicy(attempts=args.retries, backoff_seconds=args.backoff),
+        flush_every=args.flush_every,
+        progress=not args.quiet,
+        log=lambda msg: print(msg, file=sys.stderr),
+    )
     span = (
         f"{ms_to_iso(result.first_ms)} .. {ms_to_iso(result.last_ms)}"
         if result.first_ms is not None and result.last_ms is not None
@@ -62,13 +55,9 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    try:
-        frame = read_any(args.path)
-        key = StoreKey(args.exchange.lower(), args.symbol.upper(), args.timeframe)
-        stored = _store(args).write(key, frame)
-    except (DataValidationError, FileNotFoundError, ValueError) as exc:
-        print(f"import failed: {exc}", file=sys.stderr)
-        return 1
+    frame = read_any(args.path)
+    key = StoreKey(args.exchange.lower(), args.symbol.upper(), args.timeframe)
+    stored = _store(args).write(key, frame)
     print(f"{key}: imported {len(frame)} row(s) from {args.path}; store holds {len(stored)} row(s)")
     return 0
 
@@ -82,11 +71,7 @@ def _read_source(source: str, store: Store) -> tuple[object, str, str | None]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    try:
-        frame, label, tf = _read_source(args.source, _store(args))
-    except (DataValidationError, FileNotFoundError, ValueError) as exc:
-        print(f"ERROR {exc}", file=sys.stderr)
-        return 1
+    frame, label, tf = _read_source(args.source, _store(args))
     report = validate_frame(frame, source=label, timeframe=args.timeframe or tf)  # type: ignore[arg-type]
     print(report)
     return 0 if report.ok else 1
@@ -94,25 +79,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_resample(args: argparse.Namespace) -> int:
     store = _store(args)
-    try:
-        frame, label, tf = _read_source(args.source, store)
-        report = validate_frame(frame, source=label, timeframe=tf)  # type: ignore[arg-type]
-        report.raise_for_errors()
-        out = resample(frame, args.to, source_timeframe=report.timeframe)  # type: ignore[arg-type]
-        if args.out:
-            target = Path(args.out)
-            (write_parquet if target.suffix == ".parquet" else write_csv)(out, target)
-            where = str(target)
-        else:
-            if Path(args.source).is_file():
-                raise ValueError("resampling a file into the store needs --out FILE, or use a store key as source")
-            src_key = StoreKey.parse(args.source)
-            dst_key = StoreKey(src_key.exchange, src_key.symbol, args.to)
-            store.write(dst_key, out)
-            where = str(dst_key)
-    except (DataValidationError, FileNotFoundError, ValueError) as exc:
-        print(f"resample failed: {exc}", file=sys.stderr)
-        return 1
+    frame, label, tf = _read_source(args.source, store)
+    report = validate_frame(frame, source=label, timeframe=tf)  # type: ignore[arg-type]
+    report.raise_for_errors()
+    out = resample(frame, args.to, source_timeframe=report.timeframe)  # type: ignore[arg-type]
+    if args.out:
+        target = Path(args.out)
+        (write_parquet if target.suffix == ".parquet" else write_csv)(out, target)
+        where = str(target)
+    else:
+        if Path(args.source).is_file():
+            raise ValueError("resampling a file into the store needs --out FILE, or use a store key as source")
+        src_key = StoreKey.parse(args.source)
+        dst_key = StoreKey(src_key.exchange, src_key.symbol, args.to)
+        store.write(dst_key, out)
+        where = str(dst_key)
     print(f"{label} -> {args.to}: {len(out)} bar(s) written to {where}")
     return 0
 
@@ -183,12 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+FAILURE_PREFIX = {"download": "download failed: ", "import": "import failed: ", "validate": "ERROR ",
+                  "resample": "resample failed: "}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "download" and (args.retries < 1 or args.flush_every < 1):
         print("--retries and --flush-every must be at least 1", file=sys.stderr)
         return 2
-    return int(args.func(args))
+    return run_command(args.func, args, code=1, prefix=FAILURE_PREFIX.get(args.command, ""))
 
 
 if __name__ == "__main__":

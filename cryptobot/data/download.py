@@ -23,14 +23,15 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from cryptobot.cli_errors import UserError
 from cryptobot.data.frames import make_frame, ms_to_iso, timeframe_to_ms
 from cryptobot.data.store import Store, StoreKey
+from cryptobot.timeunits import DAY_MS, HOUR_MS
 
-DAY_MS = 86_400_000
 RETRYABLE = (ccxt.NetworkError, ccxt.RateLimitExceeded, ccxt.ExchangeNotAvailable)
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A download that could not complete; what was stored so far stays valid."""
 
 
@@ -113,7 +114,7 @@ class BitbankPager(Pager):
 
     def __init__(self, client: Any, symbol: str, timeframe: str):
         super().__init__(client, symbol, timeframe)
-        self.yearly = self.tf_ms >= 4 * 3_600_000
+        self.yearly = self.tf_ms >= 4 * HOUR_MS
 
     def _starts(self, since: int, until: int) -> list[int]:
         if self.yearly:

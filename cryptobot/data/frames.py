@@ -11,10 +11,11 @@ import re
 import numpy as np
 import pandas as pd
 
+from cryptobot.timeunits import UNIT_MS
+
 OHLCV_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 INDEX_NAME = "timestamp"
 _TIMEFRAME = re.compile(r"^([1-9][0-9]*)([mhdw])$")
-_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
 
 class DataValidationError(ValueError):
@@ -26,7 +27,7 @@ def timeframe_to_ms(timeframe: str) -> int:
     match = _TIMEFRAME.match(timeframe)
     if not match:
         raise ValueError(f"timeframe {timeframe!r} is not understood; use e.g. 1m, 15m, 1h, 4h, 1d, 1w")
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+    return int(match.group(1)) * UNIT_MS[match.group(2)]
 
 
 def timestamps_ms(frame: pd.DataFrame | pd.DatetimeIndex) -> np.ndarray:
@@ -35,6 +36,14 @@ def timestamps_ms(frame: pd.DataFrame | pd.DatetimeIndex) -> np.ndarray:
     if not isinstance(index, pd.DatetimeIndex):
         raise TypeError(f"expected a DatetimeIndex of bar open times, got {type(index).__name__}")
     return np.asarray(index.as_unit("ms").asi8, dtype=np.int64)
+
+
+def ohlcv_arrays(frame: pd.DataFrame, columns: tuple[str, ...] = OHLCV_COLUMNS) -> tuple[np.ndarray, ...]:
+    """The frame's columns as contiguous float64 arrays, as the kernels take them (no copy when already so)."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"OHLCV frame lacks column(s) {missing}")
+    return tuple(np.ascontiguousarray(frame[c].to_numpy(dtype=np.float64)) for c in columns)
 
 
 def make_frame(ts_ms: np.ndarray, values: np.ndarray | dict[str, np.ndarray]) -> pd.DataFrame:

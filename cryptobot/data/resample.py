@@ -10,10 +10,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cryptobot.data.frames import DataValidationError, make_frame, timeframe_to_ms, timestamps_ms
+from cryptobot.data.frames import (
+    DataValidationError,
+    make_frame,
+    ohlcv_arrays,
+    timeframe_to_ms,
+    timestamps_ms,
+)
 from cryptobot.data.validate import infer_timeframe
-
-_WEEK_OFFSET_MS = 4 * 86_400_000
+from cryptobot.timeunits import WEEK_OFFSET_MS
 
 
 def resample(frame: pd.DataFrame, to: str, source_timeframe: str | None = None) -> pd.DataFrame:
@@ -27,15 +32,11 @@ def resample(frame: pd.DataFrame, to: str, source_timeframe: str | None = None) 
         raise DataValidationError(f"cannot resample {src} to {to}: the target must be a whole multiple of the source")
     if ts.size and np.any(np.diff(ts) <= 0):
         raise DataValidationError("cannot resample: timestamps are not strictly increasing; validate the data first")
-    offset = _WEEK_OFFSET_MS if to.endswith("w") else 0
+    offset = WEEK_OFFSET_MS if to.endswith("w") else 0
     bins = (ts - offset) // dst_ms * dst_ms + offset
     starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]]) if ts.size else np.zeros(0, dtype=np.int64)
     ends = np.r_[starts[1:], ts.size] - 1
-    o = frame["open"].to_numpy(np.float64)
-    h = frame["high"].to_numpy(np.float64)
-    lo = frame["low"].to_numpy(np.float64)
-    c = frame["close"].to_numpy(np.float64)
-    v = frame["volume"].to_numpy(np.float64)
+    o, h, lo, c, v = ohlcv_arrays(frame)
     out = {
         "open": o[starts],
         "high": np.maximum.reduceat(h, starts) if starts.size else h[:0],

@@ -22,9 +22,9 @@ from cryptobot.data.frames import (
     timeframe_to_ms,
     timestamps_ms,
 )
+from cryptobot.timeunits import UNIT_MS, WEEK_OFFSET_MS
 
 MAX_LINES_PER_PROBLEM = 20
-_WEEK_OFFSET_MS = 4 * 86_400_000  # the epoch was a Thursday; weekly bars open on Mondays
 
 
 @dataclass
@@ -92,7 +92,7 @@ def infer_timeframe(ts: np.ndarray) -> str | None:
         return None
     values, counts = np.unique(diffs, return_counts=True)
     step = int(values[counts == counts.max()].max())  # ties: the larger spacing (half-steps come from off-grid rows)
-    for unit, ms in (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000)):
+    for unit, ms in sorted(UNIT_MS.items(), key=lambda item: -item[1]):  # the coarsest unit that divides it
         if step % ms == 0:
             return f"{step // ms}{unit}"
     return None
@@ -132,7 +132,7 @@ def validate_frame(frame: pd.DataFrame, source: str = "<frame>", timeframe: str 
     err += _rows_lines(back, ts, lambda i: f"out of order (earlier than the previous row {ms_to_iso(int(ts[i - 1]))})")
     if tf is not None:
         step = timeframe_to_ms(tf)
-        offset = _WEEK_OFFSET_MS if tf.endswith("w") else 0
+        offset = WEEK_OFFSET_MS if tf.endswith("w") else 0
         off_grid = (ts - offset) % step != 0
         err += _rows_lines(off_grid, ts, lambda i: f"not on the {tf} grid (bar open times are multiples of {tf} in UTC)")
 

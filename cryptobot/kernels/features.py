@@ -512,50 +512,84 @@ def _warm_bars(q: Any) -> float:
                q.bb_period, q.volume_ratio_period, q.donchian_period)
 
 
+N_COMPUTED = N_FEATURES - 2  # the batch driver's output columns: every feature but close and volume (the inputs)
+
+
 @njit(cache=True, inline="always")
 def _run(q: Any, s: Any, buf: Any, off: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
-         v: np.ndarray, out: np.ndarray, i: int, warm: float, steady: bool) -> tuple[Any, int]:
-    """Rows i.. through the core; the non-steady run stops once every block is warm."""
+         v: np.ndarray, out: Any, i: int, warm: float, steady: bool, bad: int) -> tuple[Any, int, int]:
+    """Rows i.. through the core into the column pointers `out`; the non-steady run stops once every block is warm.
+
+    Returns the state, the next row and the count of non-finite (skipped) bars so far.
+    """
     n = c.shape[0]
     while i < n:
         if not steady and s.bars >= warm:
             break
         if not np.isfinite(o[i] + h[i] + lo[i] + c[i] + v[i]):
-            for k in range(N_FEATURES):
-                out[i, k] = NAN
+            for k in range(N_COMPUTED):
+                out[k][i] = NAN
+            bad += 1
         else:
             s, r = _core(q, s, buf, off, o[i], h[i], lo[i], c[i], v[i], steady)
-            (out[i, 0], out[i, 1], out[i, 2], out[i, 3], out[i, 4], out[i, 5], out[i, 6], out[i, 7], out[i, 8],
-             out[i, 9], out[i, 10], out[i, 11], out[i, 12], out[i, 13], out[i, 14]) = r
+            (out[0][i], out[1][i], out[2][i], out[3][i], out[4][i], out[5][i], out[6][i], out[7][i], out[8][i],
+             out[9][i], out[10][i], out[11][i], out[12][i]) = r[2:]
         i += 1
-    return s, i
+    return s, i, bad
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def features_batch_into(
     st: np.ndarray, p: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """The same core as `features_step` over history, state carried in locals; rows of `out` (n, 15) filled.
+    columns: Any,
+) -> int:
+    """The same core as `features_step` over history, state carried in locals; returns the bad-bar count.
 
-    Until every block is warm the core runs as in the step; after that its `steady` specialisation, where
-    the warm-up branches are compiled away (same arithmetic, so still bit for bit the step's numbers).
+    `columns` holds the N_COMPUTED contiguous float64 outputs (FEATURE_ORDER without close and volume,
+    which are the inputs themselves: copying 2 × n floats would only cost time), len(c) rows each. Separate
+    columns, not one (n, 15) block, so callers wrap them without copying. Until every block is warm the
+    core runs as in the step; after that its `steady` specialisation, where the warm-up branches are
+    compiled away (same arithmetic, so still bit for bit the step's numbers). Releases the GIL, so the
+    caller can map the output pages on another core meanwhile (`cryptobot.prefault`).
     """
     off = feature_layout(p)
     _check_size(st, off)
+    n = c.shape[0]
+    if len(columns) != N_COMPUTED:
+        raise ValueError("features_batch_into takes the 13 computed columns (see feature_columns)")
+    for k in range(N_COMPUTED):
+        if columns[k].shape[0] != n:
+            raise ValueError("every output column must have one row per input bar")
     q = _params(p)
     buf: Any = _data_pointer(st)  # type: ignore[call-arg]
-    s, i = _run(q, _load(st), buf, off, o, h, lo, c, v, out, 0, _warm_bars(q), False)
-    s, i = _run(q, s, buf, off, o, h, lo, c, v, out, i, 0.0, True)
+    out = (_data_pointer(columns[0]), _data_pointer(columns[1]), _data_pointer(columns[2]),
+           _data_pointer(columns[3]), _data_pointer(columns[4]), _data_pointer(columns[5]),
+           _data_pointer(columns[6]), _data_pointer(columns[7]), _data_pointer(columns[8]),
+           _data_pointer(columns[9]), _data_pointer(columns[10]), _data_pointer(columns[11]),
+           _data_pointer(columns[12]))
+    s, i, bad = _run(q, _load(st), buf, off, o, h, lo, c, v, out, 0, _warm_bars(q), False, 0)
+    s, i, bad = _run(q, s, buf, off, o, h, lo, c, v, out, i, 0.0, True, bad)
     _store(st, s)
+    return bad
+
+
+def feature_columns(n: int) -> tuple[np.ndarray, ...]:
+    """The N_COMPUTED output columns for `features_batch_into`, allocated by NumPy (faster than inside numba)."""
+    return tuple(np.empty(n, dtype=np.float64) for _ in range(N_COMPUTED))
+
+
+def input_column(x: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray
+                 ) -> np.ndarray:
+    """The close or volume feature column when some bars were skipped: the input, NaN on every skipped bar."""
+    return np.where(np.isfinite(o + h + lo + c + v), x, NAN)
 
 
 def features_batch(st: np.ndarray, p: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
                    v: np.ndarray) -> np.ndarray:
-    """`features_batch_into` with the (n, 15) output allocated here by NumPy (faster than inside numba)."""
-    out = np.empty((c.shape[0], N_FEATURES), dtype=np.float64)
-    features_batch_into(st, p, o, h, lo, c, v, out)
-    return out
+    """`features_batch_into` as one (n, 15) array in FEATURE_ORDER (for tests and callers that want a matrix)."""
+    columns = feature_columns(c.shape[0])
+    features_batch_into(st, p, o, h, lo, c, v, columns)
+    return np.column_stack((input_column(c, o, h, lo, c, v), input_column(v, o, h, lo, c, v)) + columns)
 
 
 # ------------------------------------------------------- array-state wrappers for the other kernels

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cryptobot.cli_errors import UserError
 from cryptobot.config import SECRET_KEYS, Config
 from cryptobot.exchange.order_units import OrderIntent, OrderUnit, intent_from_json, to_json, unit_from_json
 from cryptobot.execution import EVENT_KIND_NAMES, REASONS, event_records, fingerprint, trades_frame
@@ -56,7 +57,7 @@ CREATE TABLE IF NOT EXISTS differences (id INTEGER PRIMARY KEY, seq INTEGER, at_
 """
 
 
-class StateError(RuntimeError):
+class StateError(UserError, RuntimeError):
     """A state directory that must not be continued (other kernels, other config, other schema)."""
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from cryptobot.cli_errors import UserError
 from cryptobot.features import FEATURE_ORDER
 from cryptobot.jsonio import dumps, to_jsonable
 from cryptobot.kernels import trees
@@ -38,7 +39,7 @@ METADATA = "metadata.json"
 MODELS = ("lightgbm", "xgboost", "random_forest")
 
 
-class BundleError(RuntimeError):
+class BundleError(UserError, RuntimeError):
     """A bundle that must not be used; the message names the file and the problem."""
 
 

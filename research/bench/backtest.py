@@ -5,13 +5,20 @@ size of 1 unit, 5 % stop-loss, 0.1 % fee, on synthetic one-minute bars. In-proce
 and compilation (each engine is warmed on a small slice); whole-process time runs each engine in a fresh
 Python process, imports and JIT (warm numba cache) included. backtesting.py is run on a slice and scaled
 linearly to the full size (its cost is linear in bars), which the output states.
+
+The command-line section writes the bars as a CSV in the shipped layout and times the whole
+`python -m research backtest` process on it (read, validate, backtest, every report file) against the
+figure freqtrade's own whole `freqtrade backtesting` process took on the same bars and rules, measured once
+(`research/bench/freqtrade/`: version, commands and result in its README; freqtrade is not a dependency).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +27,7 @@ import pandas as pd
 from research.bench.features import machine, synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
+FREQTRADE = Path(__file__).resolve().parent / "freqtrade" / "result.json"
 SEED = ("atr_based", "mochipoy_alert", "multi_timeframe", "donchian_channel", "adx_trend_strength")
 
 
@@ -32,17 +40,20 @@ def frame(n: int) -> pd.DataFrame:
     return df
 
 
+BENCH_SETTINGS = {
+    "strategies": {**{n: {"enabled": False} for n in SEED},
+                   "ema_cross": {"enabled": True, "fast": 10, "slow": 30, "sl_pct": 0.05, "tp_pct": 0.0}},
+    "costs": {"taker_fee": 0.001, "maker_fee": 0.001, "slippage_bps": 0.0, "margin_interest_daily": 0.0},
+    "execution": {"fixed_amount": 1.0, "reverse_on_opposite": True, "initial_capital": 1e9},
+    "exchange": {"amount_step": 1e-8, "min_amount": 1e-8},
+    "risk": {"enabled": False},
+}
+
+
 def config():
     from cryptobot.config import Config
 
-    return Config.model_validate({
-        "strategies": {**{n: {"enabled": False} for n in SEED},
-                       "ema_cross": {"enabled": True, "fast": 10, "slow": 30, "sl_pct": 0.05, "tp_pct": 0.0}},
-        "costs": {"taker_fee": 0.001, "maker_fee": 0.001, "slippage_bps": 0.0, "margin_interest_daily": 0.0},
-        "execution": {"fixed_amount": 1.0, "reverse_on_opposite": True, "initial_capital": 1e9},
-        "exchange": {"amount_step": 1e-8, "min_amount": 1e-8},
-        "risk": {"enabled": False},
-    })
+    return Config.model_validate(BENCH_SETTINGS)
 
 
 def run_ours(df: pd.DataFrame) -> int:
@@ -108,11 +119,56 @@ def whole_process(name: str, bars: int) -> float:
     return time.perf_counter() - t0
 
 
+def write_bench_csv(df: pd.DataFrame, path: Path) -> None:
+    """The bars in the shipped CSV layout (ISO-8601 UTC text), from 2020 so the dates look like market data."""
+    index = pd.DatetimeIndex(df.index) + (pd.Timestamp("2020-01-01", tz="UTC") - pd.Timestamp(0, tz="UTC"))
+    out = pd.DataFrame({"timestamp": index.strftime("%Y-%m-%dT%H:%M:%SZ")}
+                       | {c: df[c].to_numpy() for c in ("open", "high", "low", "close", "volume")})
+    out.to_csv(path, index=False)
+
+
+def bench_config_yaml(path: Path) -> None:
+    """`config()` as the YAML file a user would pass with --config."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(BENCH_SETTINGS))
+
+
+def cli_section(df: pd.DataFrame, repeat: int) -> None:
+    """The whole research-backtest process on a CSV of `df`, best of `repeat`, vs freqtrade's recorded figure."""
+    with tempfile.TemporaryDirectory(prefix="cryptobot-bench-cli-") as tmp:
+        csv, cfg = Path(tmp) / "bars.csv", Path(tmp) / "bench.yaml"
+        write_bench_csv(df, csv)
+        bench_config_yaml(cfg)
+        cmd = [sys.executable, "-m", "research", "backtest", "--data", str(csv), "--config", str(cfg),
+               "--out", str(Path(tmp) / "run")]
+        times = {}
+        for label, extra in (("all report files", []), ("--no-plot", ["--no-plot"])):
+            best = float("inf")
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                subprocess.run(cmd + extra, cwd=ROOT, check=True, capture_output=True)
+                best = min(best, time.perf_counter() - t0)
+            times[label] = best
+        trades = json.loads((Path(tmp) / "run" / "stats.json").read_text())["trade_count"]
+    print(f"\nwhole `python -m research backtest` process, {len(df):,}-bar CSV (read, validate, backtest, write), "
+          f"best of {repeat}; {trades} trades")
+    recorded = json.loads(FREQTRADE.read_text()) if FREQTRADE.is_file() else None
+    for label, t in times.items():
+        ratio = (f"{recorded['seconds'] / t:8.1f}x faster than freqtrade {recorded['version']}"
+                 if recorded else "(no freqtrade figure recorded)")
+        print(f"  {label:<18} {t:8.2f}s   {ratio}")
+    if recorded:
+        print(f"  freqtrade {recorded['version']} whole process on the same bars: {recorded['seconds']:.1f}s, "
+              f"{recorded['trades']} trades, measured {recorded['date']} ({recorded['notes']})   target ≥ 10x")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m research.bench backtest", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bars", type=int, default=1_000_000, help="one-minute bars (default 1,000,000)")
     parser.add_argument("--bt-bars", type=int, default=100_000, help="slice for backtesting.py (default 100,000)")
+    parser.add_argument("--cli-repeat", type=int, default=2, help="runs of the whole command line (best kept)")
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
     df = frame(args.bars)
@@ -133,4 +189,5 @@ def main(argv: list[str] | None = None) -> int:
     times = {name: whole_process(name, args.bt_bars) for name in ENGINES}
     for name, t in times.items():
         print(f"  {name:<16} {t:>9.2f}s {times[name] / times['cryptobot']:>8.2f}x of cryptobot")
+    cli_section(df, args.cli_repeat)
     return 0

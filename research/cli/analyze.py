@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from cryptobot.config import ConfigError
-from cryptobot.data import DataValidationError, timestamps_ms
+from cryptobot.data import timestamps_ms
 from cryptobot.data.validate import infer_timeframe
 from research.analysis import default_cuts, features_and_signals, lookahead, warmup
 from research.cli.common import add_data_arguments, load_inputs
@@ -35,11 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        cfg, data = load_inputs(args)
-    except (ConfigError, DataValidationError, FileNotFoundError, ValueError) as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    cfg, data = load_inputs(args)
     if args.what == "lookahead":
         cuts = default_cuts(len(data), args.cuts, start=min(60, len(data) // 4))
         subject = features_and_signals(cfg, infer_timeframe(timestamps_ms(data)))  # the data's own timeframe

@@ -9,9 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from cryptobot import atomic
-from cryptobot.config import ConfigError
-from cryptobot.data import DataValidationError, validate_frame
-from cryptobot.ml import BundleError
+from cryptobot.data import validate_frame
+from cryptobot.warmup import compile_ahead
 from research.backtest import BacktestResult, run
 from research.cli.common import add_data_arguments, load_inputs
 from research.manifest import build_manifest, data_description, input_gaps, write_json
@@ -24,11 +23,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m research backtest",
         description=(
             "Backtest the configured strategies with the shared execution and risk kernels; writes stats.json, "
-            "trades.csv, skipped.csv, equity.csv, manifest.json and an interactive equity.html into --out."
+            "trades.csv, skipped.csv, equity.parquet (equity and signed position per bar), manifest.json and an "
+            "interactive equity.html into --out."
         ),
     )
     add_data_arguments(parser)
     parser.add_argument("--out", required=True, help="output directory (created; files are replaced)")
+    parser.add_argument("--equity-csv", action="store_true",
+                        help="also write equity.csv (the per-bar equity as text: large and slow for long histories)")
+    parser.add_argument("--no-plot", action="store_true", help="do not write equity.html")
     return parser
 
 
@@ -41,23 +44,21 @@ def write_equity_html(result: BacktestResult, close: pd.Series, path: Path) -> N
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        cfg, data = load_inputs(args)
-    except (ConfigError, DataValidationError, FileNotFoundError, ValueError) as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    compile_ahead()  # first run after install: the execution kernel compiles next door meanwhile
+    cfg, data = load_inputs(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"backtesting {len(data):,} bars of {args.data} ({data.index[0]} .. {data.index[-1]}) …", file=sys.stderr)
-    try:
-        result = run(data, cfg, currency=quote_currency(args.data, cfg))
-    except (DataValidationError, ValueError, BundleError) as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    result = run(data, cfg, currency=quote_currency(args.data, cfg))
     write_json(out / "stats.json", result.stats)
     for name, frame in (("trades.csv", result.trades), ("skipped.csv", result.skipped)):
         atomic.write_csv(out / name, frame, index=False)
-    atomic.write_csv(out / "equity.csv", pd.DataFrame({"equity": result.equity, "position": result.position}))
+    per_bar = pd.DataFrame({"equity": result.equity, "position": result.position})
+    written = ["stats.json", "trades.csv", "skipped.csv", "equity.parquet", "manifest.json"]
+    atomic.write_parquet(out / "equity.parquet", per_bar)
+    if args.equity_csv:
+        atomic.write_csv(out / "equity.csv", per_bar)
+        written.append("equity.csv")
     gaps = input_gaps(validate_frame(data, source=args.data))
     manifest = build_manifest(
         "backtest", cfg,
@@ -69,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                "strategies": result.stats["strategies"], "ml_gate": result.stats["ml_gate"]},
     )
     write_json(out / "manifest.json", manifest)
-    write_equity_html(result, data["close"], out / "equity.html")
+    if not args.no_plot:
+        write_equity_html(result, data["close"], out / "equity.html")
+        written.append("equity.html")
     s = result.stats
     gate = s["ml_gate"]
     print(f"strategies: {', '.join(s['strategies']) or 'none enabled'}; ML gate: "
@@ -79,5 +82,5 @@ def main(argv: list[str] | None = None) -> int:
           f"fingerprint {result.fingerprint[:16]}")
     for line in gaps["warnings"] or ["no gaps, no warnings"]:  # no prices were seen inside a gap
         print(f"input data: {line}")
-    print(f"report: {out.resolve()} (stats.json, trades.csv, skipped.csv, equity.csv, manifest.json, equity.html)")
+    print(f"report: {out.resolve()} ({', '.join(written)})")
     return 0

@@ -67,8 +67,6 @@ def run_tuning(rest: list[str], out: Path) -> int:
     import numpy as np
     import optuna
 
-    from cryptobot.config import ConfigError
-    from cryptobot.data import DataValidationError
     from research.backtest import run as backtest
     from research.cli.common import load_inputs
     from research.dataset import build_dataset
@@ -79,16 +77,12 @@ def run_tuning(rest: list[str], out: Path) -> int:
     args = _tuning_parser().parse_args(rest)
     out.mkdir(parents=True, exist_ok=True)
     storage = args.storage or f"sqlite:///{(out / 'optuna.sqlite3').resolve()}"
-    try:
-        cfg, data = load_inputs(args)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        print(f"tuning: {args.trials} trial(s) on {len(data):,} bars of {args.data} …", file=sys.stderr)
-        study = tune(data, cfg, args.study, open_storage(storage, args.study, out), args.trials, seed=args.seed)
-        dataset = build_dataset(data, cfg)
-        test_positions = [dataset.positions[test] for _, test in splitter(cfg, dataset).split(dataset.X)]
-    except (ConfigError, DataValidationError, FileNotFoundError, ValueError) as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    cfg, data = load_inputs(args)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    print(f"tuning: {args.trials} trial(s) on {len(data):,} bars of {args.data} …", file=sys.stderr)
+    study = tune(data, cfg, args.study, open_storage(storage, args.study, out), args.trials, seed=args.seed)
+    dataset = build_dataset(data, cfg)
+    test_positions = [dataset.positions[test] for _, test in splitter(cfg, dataset).split(dataset.X)]
     if not test_positions:
         print("tuning: the data is too short for one cross-validation test fold", file=sys.stderr)
         return 2
@@ -116,21 +110,16 @@ def _config_parser(kind: str) -> argparse.ArgumentParser:
 
 def write_live_manifest(state_dir: Path, rest: list[str], out: Path, params: dict[str, Any]) -> int:
     """The session's config files and overrides go to the template; the manifest records the session's bars."""
-    from cryptobot.config import ConfigError
-    from cryptobot.live.state import DB_NAME, StateError
+    from cryptobot.live.state import DB_NAME
     from research.manifest import build_manifest, data_description, write_json
-    from research.reconcile import ReconcileError, check_config, read_session, session_config, session_ohlcv
+    from research.reconcile import check_config, read_session, session_config, session_ohlcv
 
     args = _config_parser("live").parse_args(rest)
     params.setdefault("config_files", [str(Path(c).resolve()) for c in args.config])
     params.setdefault("overrides", list(args.set))
-    try:
-        cfg = session_config(params["config_files"], params["overrides"])
-        meta, bars, _ = read_session(state_dir)
-        check_config(state_dir, meta, cfg)
-    except (ConfigError, StateError, ReconcileError) as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    cfg = session_config(params["config_files"], params["overrides"])
+    meta, bars, _ = read_session(state_dir)
+    check_config(state_dir, meta, cfg)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "manifest.json", build_manifest(
         "live", cfg, parameters={"state_dir": str(state_dir), "mode": meta.get("mode"), "config_files": args.config,
@@ -141,28 +130,24 @@ def write_live_manifest(state_dir: Path, rest: list[str], out: Path, params: dic
 
 def write_tour_manifest(template: Path, rest: list[str], out: Path, params: dict[str, Any]) -> int:
     """The tour's data path made absolute (relative to here, else to the checkout) and its manifest."""
-    from cryptobot.config import ConfigError, load_config
-    from cryptobot.data import DataValidationError, load_frame
+    from cryptobot.config import load_config
+    from cryptobot.data import load_frame
     from research.manifest import build_manifest, data_description, write_json
     from research.report import ROOT, template_parameters
 
     if rest:
         print(f"report tour: unknown option(s) {' '.join(rest)}; the tour takes --param NAME=VALUE", file=sys.stderr)
         return 2
-    try:
-        merged = {**template_parameters(template), **params}
-        cfg = load_config()
-        described = []
-        if "data" in merged:
-            data = Path(str(merged["data"]))
-            if not data.is_absolute() and not data.exists() and (ROOT / data).exists():
-                data = ROOT / data
-            merged["data"] = params["data"] = str(data.resolve())
-            frame = load_frame(params["data"], None, merged.get("end"), store_root=cfg.data.store_dir)
-            described.append(data_description(params["data"], frame))
-    except (ReportError, ConfigError, DataValidationError, FileNotFoundError, ValueError) as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    merged = {**template_parameters(template), **params}
+    cfg = load_config()
+    described = []
+    if "data" in merged:
+        data = Path(str(merged["data"]))
+        if not data.is_absolute() and not data.exists() and (ROOT / data).exists():
+            data = ROOT / data
+        merged["data"] = params["data"] = str(data.resolve())
+        frame = load_frame(params["data"], None, merged.get("end"), store_root=cfg.data.store_dir)
+        described.append(data_description(params["data"], frame))
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "manifest.json", build_manifest(
         "tour", cfg, parameters={k: v for k, v in merged.items() if k != "run_dir"}, data=described,
@@ -173,11 +158,7 @@ def write_tour_manifest(template: Path, rest: list[str], out: Path, params: dict
 def main(argv: list[str] | None = None) -> int:
     args, rest = build_parser().parse_known_args(argv)
     out = Path(args.out).resolve()
-    try:
-        params: dict[str, Any] = dict(parse_param(p) for p in args.param)
-    except ReportError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    params: dict[str, Any] = dict(parse_param(p) for p in args.param)
     if args.kind in ("live", "tour") and args.run:
         print(f"report {args.kind} takes no --run (it has no run directory to read)", file=sys.stderr)
         return 2

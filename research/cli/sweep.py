@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from cryptobot import atomic
-from cryptobot.config import ConfigError
-from cryptobot.data import DataValidationError
 from research.cli.common import add_data_arguments, load_inputs
 from research.manifest import build_manifest, data_description, write_json
 from research.sweep import GridError, SweepResult, parse_grid, run_sweep, walk_forward_sweep
@@ -57,23 +54,19 @@ def write_heatmap(result: SweepResult, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        grid = parse_grid(args.grid)
-        cfg, data = load_inputs(args)
-        out = Path(args.out)
-        if args.walk_forward:
-            train_text, sep, test_text = args.walk_forward.partition(":")
-            if not sep:
-                raise GridError("--walk-forward takes TRAIN:TEST, e.g. 90d:30d or 5000:1000")
-            windows = walk_forward_sweep(data, cfg, grid, window_bars(train_text, data), window_bars(test_text, data),
-                                         out, chunk_size=args.chunk_size, blocks=args.blocks,
-                                         progress=not args.quiet, scheduler=args.scheduler)
-        else:
-            result = run_sweep(data, cfg, grid, out, chunk_size=args.chunk_size, blocks=args.blocks, top=args.top,
-                               scheduler=args.scheduler, progress=not args.quiet)
-    except (ConfigError, GridError, DataValidationError, FileNotFoundError, ValueError) as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    grid = parse_grid(args.grid)
+    cfg, data = load_inputs(args)
+    out = Path(args.out)
+    if args.walk_forward:
+        train_text, sep, test_text = args.walk_forward.partition(":")
+        if not sep:
+            raise GridError("--walk-forward takes TRAIN:TEST, e.g. 90d:30d or 5000:1000")
+        windows = walk_forward_sweep(data, cfg, grid, window_bars(train_text, data), window_bars(test_text, data),
+                                     out, chunk_size=args.chunk_size, blocks=args.blocks,
+                                     progress=not args.quiet, scheduler=args.scheduler)
+    else:
+        result = run_sweep(data, cfg, grid, out, chunk_size=args.chunk_size, blocks=args.blocks, top=args.top,
+                           scheduler=args.scheduler, progress=not args.quiet)
     manifest = build_manifest(
         "sweep", cfg, parameters={"grid": grid, "data": args.data, "start": args.start, "end": args.end,
                                   "chunk_size": args.chunk_size, "blocks": args.blocks, "overrides": args.set,

@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from cryptobot.config import ConfigError
-from cryptobot.data import DataValidationError
 from research.cli.common import add_data_arguments, load_inputs
 from research.manifest import build_manifest, data_description, write_json
 from research.training import train
@@ -29,15 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        cfg, data = load_inputs(args)
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        print(f"training on {len(data):,} bars of {args.data} …", file=sys.stderr)
-        report = train(data, cfg, out)
-    except (ConfigError, DataValidationError, FileNotFoundError, ValueError) as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    cfg, data = load_inputs(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"training on {len(data):,} bars of {args.data} …", file=sys.stderr)
+    report = train(data, cfg, out)
     write_json(out / "manifest.json", build_manifest(
         "train", cfg, parameters={"data": args.data, "start": args.start, "end": args.end, "overrides": args.set},
         data=[data_description(args.data, data)], seeds={"ml.seed": cfg.ml.seed}))

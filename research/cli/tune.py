@@ -8,8 +8,6 @@ from pathlib import Path
 
 import optuna
 
-from cryptobot.config import ConfigError
-from cryptobot.data import DataValidationError
 from research.cli.common import add_data_arguments, load_inputs
 from research.training import train
 from research.tuning import SPACE_DOC, open_storage, params_of, tune
@@ -42,14 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.trials is None and args.timeout is None:
         print("give --trials N and/or --timeout S", file=sys.stderr)
         return 2
-    try:
-        cfg, data = load_inputs(args)
-        storage = open_storage(args.storage, args.study, Path("runs/optuna"))
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = tune(data, cfg, args.study, storage, args.trials, args.timeout, args.seed)
-    except (ConfigError, DataValidationError, FileNotFoundError, ValueError) as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    cfg, data = load_inputs(args)
+    storage = open_storage(args.storage, args.study, Path("runs/optuna"))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = tune(data, cfg, args.study, storage, args.trials, args.timeout, args.seed)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
         print(f"study {args.study}: no completed trial yet", file=sys.stderr)

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from cryptobot import atomic
-from cryptobot.config import ConfigError
-from cryptobot.data import DataValidationError
 from research.cli.common import add_data_arguments, load_inputs
 from research.manifest import build_manifest, data_description, write_json
 from research.walkforward import run_walkforward, window_bars
@@ -29,13 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune-trials", type=int, default=0, help="re-tune with Optuna per window (trials; default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    try:
-        cfg, data = load_inputs(args)
-        frame, summary = run_walkforward(data, cfg, window_bars(args.train, data), window_bars(args.test, data),
-                                         args.expanding, args.tune_trials, progress=not args.quiet)
-    except (ConfigError, DataValidationError, FileNotFoundError, ValueError) as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    cfg, data = load_inputs(args)
+    frame, summary = run_walkforward(data, cfg, window_bars(args.train, data), window_bars(args.test, data),
+                                     args.expanding, args.tune_trials, progress=not args.quiet)
     out = Path(args.out)
     atomic.write_csv(out / "windows.csv", frame, index=False)
     write_json(out / "summary.json", summary)
