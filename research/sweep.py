@@ -37,18 +37,11 @@ from cryptobot.execution import execution_params
 from cryptobot.kernels import execution as ex
 from cryptobot.kernels import strategies as sk
 from cryptobot.kernels.features import _data_pointer
+from cryptobot.kernels.metrics import metrics_bar, metrics_finish, metrics_start, trade_push
 from cryptobot.strategies import compute_signals, registered
 from research.backtest import _check_input
 from research.overfitting import deflated_sharpe, probability_of_backtest_overfitting
-from research.stats import (
-    METRICS,
-    YEAR_MS,
-    equity_metrics,
-    metrics_bar,
-    metrics_finish,
-    metrics_start,
-    trade_push,
-)
+from research.stats import METRICS, YEAR_MS, equity_metrics
 
 TOP_COLUMNS = ("total_return", "sharpe", "max_drawdown", "trade_count", "win_rate", "profit_factor")
 EMA_KEYS = ("strategies.ema_cross.fast", "strategies.ema_cross.slow", "strategies.ema_cross.sl_pct",

@@ -7,12 +7,13 @@ event record dtype (`EVENT_DTYPE`), the config packing (`cryptobot.execution.exe
 the reason enum (`cryptobot.execution.Reason`), the docs tables and the layout digest saved with every live
 state (`cryptobot.execution.LAYOUT_DIGEST`) are derived from it.
 
-**State in registers.** The blocks (`close_trade`, `open_trade`, `entry_gate`, `entry_size`, `mark`) are
-pure `inline="always"` functions: scalars in, new scalars out. `_core` composes them for one bar and is the
-only implementation. `execution_step` (live) unpacks the float64 state array into an `ExecutionState`,
-calls the core and packs it back; `execution_batch_into` (research) and the sweep's fused evaluator carry
-the state in locals over the whole history; `end_of_data` (the same core with `final=True`) closes what is
-still open after the last bar, for both. The Kelly trade record and the price-jump window are the only
+**State in registers.** The blocks (`close_trade`, `entry_gate`, `entry_size`, `price_jump`, `write_event`)
+are pure `inline="always"` functions: scalars in, new scalars out. `_core` composes them for one bar and is
+the only implementation (`execution_core`: one bar; `end_of_data`: the same core with `final=True`, closing
+what is still open after the last bar). `execution_step` (live) unpacks the float64 state array into an
+`ExecutionState`, calls the core and packs it back (`execution_end` likewise for `end_of_data`);
+`execution_batch_into` (research) and the sweep's fused evaluator carry the state in locals over the whole
+history and call `end_of_data` after it. The Kelly trade record and the price-jump window are the only
 array state: ring buffers after the scalars, reached through a raw data pointer (the size is checked first).
 
 The core processes bar i in this order:
@@ -639,3 +640,13 @@ def execution_batch(p: np.ndarray, ts: np.ndarray, o: np.ndarray, h: np.ndarray,
         size *= 2
     events = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
     return events, equity, position, st
+
+
+@njit(cache=True)
+def execution_end(st: np.ndarray, p: np.ndarray, bar: int, ts: int, c: float, ev: np.ndarray) -> int:
+    """`end_of_data` on a state array (the step form of what the batch driver does after the last bar)."""
+    off = check_state(st, p)
+    s, n = end_of_data(load_params(p), load_state(st), _data_pointer(st), off,  # type: ignore[call-arg]
+                       _data_pointer(ev), 0, bar, ts, c)  # type: ignore[call-arg]
+    store_state(st, s)
+    return n
