@@ -260,15 +260,13 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 def _frame(combos: list[dict[str, Any]], rows: np.ndarray, blocks: int) -> pd.DataFrame:
-    frame = pd.DataFrame(combos)
     m = len(METRICS)
-    for i, name in enumerate(METRICS):
-        frame[name] = rows[:, i]
+    columns = {name: rows[:, i] for i, name in enumerate(METRICS)}
     for k in range(blocks):
-        frame[f"block{k}_n"] = rows[:, m + k]
-        frame[f"block{k}_sum"] = rows[:, m + blocks + k]
-        frame[f"block{k}_sumsq"] = rows[:, m + 2 * blocks + k]
-    return frame
+        columns[f"block{k}_n"] = rows[:, m + k]
+        columns[f"block{k}_sum"] = rows[:, m + blocks + k]
+        columns[f"block{k}_sumsq"] = rows[:, m + 2 * blocks + k]
+    return pd.concat([pd.DataFrame(combos), pd.DataFrame(columns)], axis=1)  # one frame, not a column at a time
 
 
 def run_sweep(ohlcv: pd.DataFrame, base: Config, grid: dict[str, list[Any]], out: Path, chunk_size: int = 256,
