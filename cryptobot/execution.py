@@ -1,7 +1,8 @@
 """The execution kernel's runtime wrapper, shared by the backtest and the live bot.
 
-Config → the kernel's parameter vector, reason codes → names, and the kernel's event buffer → the trades,
-skipped-entries and orders frames, plus the trade fingerprint. The backtest (`research.backtest`) and the
+Config → the kernel's parameter vector (by the declared names), the reason enum and names, the layout
+digest saved with every execution state, and the kernel's event records → the trades, skipped-entries and
+orders frames (vectorised), plus the trade fingerprint. The backtest (`research.backtest`) and the
 live adapter (`cryptobot.live`) both use these, so a replay through the live adapter and a backtest of the
 same bars are compared with one definition of a trade.
 """
@@ -9,131 +10,147 @@ same bars are compared with one definition of a trade.
 from __future__ import annotations
 
 import hashlib
+from enum import IntEnum
 
 import numpy as np
 import pandas as pd
 
 from cryptobot.config import Config
+from cryptobot.features import layout_digest
 from cryptobot.kernels import execution as ex
 from cryptobot.ml.bundle import Bundle
 from cryptobot.ml.gate import gate_threshold
 from cryptobot.strategies import registered
 
-REASONS = {
-    ex.R_SIGNAL: "signal", ex.R_STOP_LOSS: "stop_loss", ex.R_TAKE_PROFIT: "take_profit", ex.R_RISK_HALT: "risk_halt",
-    ex.R_LOSS_PAUSE: "loss_pause", ex.R_DAILY_LIMIT: "daily_limit", ex.R_ANOMALY: "anomaly",
-    ex.R_BELOW_MIN: "below_min_size", ex.R_ML_GATE: "ml_gate", ex.R_END_OF_DATA: "end_of_data",
-    ex.R_SHORT_DISABLED: "short_disabled", ex.R_NOT_FILLED: "not_filled", ex.R_NO_EDGE: "no_edge",
-    ex.R_CAPPED: "capped_by_capital",
-}
+Reason = IntEnum("Reason", {name.upper(): code for name, code in zip(ex.REASON_NAMES, ex.R, strict=True)})  # type: ignore[misc]
+Reason.__doc__ = "Reason codes of fills and skips (the kernel's `R`); `Reason(code).name.lower()` is the reported name."
+REASONS: dict[int, str] = {int(r): r.name.lower() for r in Reason}
+"""Reason code → the name written to trades.csv, skipped.csv and the decision log."""
+EVENT_KIND_NAMES: dict[int, str] = dict(zip(ex.KIND, ex.EVENT_KINDS, strict=True))
+LAYOUT_DIGEST = layout_digest(ex.derive(ex.PARAMS, ex.STATE, ex.BUFFERS).shape)
+"""Digest of the execution kernel's layout; saved execution states carry it (`check_layout`)."""
+
+_REASON_LOOKUP = np.array(["none", *ex.REASON_NAMES], dtype=object)
+
+
+def check_layout(layout: str) -> None:
+    """Refuse a saved execution state made by another kernel layout (its values would be read at wrong offsets)."""
+    if layout != LAYOUT_DIGEST:
+        raise ValueError(f"saved execution state has layout {layout or 'none'!r}, this version uses "
+                         f"{LAYOUT_DIGEST!r}; rebuild the state from history")
 
 
 def execution_params(cfg: Config, bar_ms: int, gated: bool = False, bundle: Bundle | None = None) -> np.ndarray:
-    """The execution kernel's parameter vector from config (layout `cryptobot.kernels.execution.P_*`).
+    """The execution kernel's parameter vector from config: each declared parameter (`ex.PARAMS`) by name.
 
     `gated`: the caller passes ML probabilities; every entry then needs p >= threshold, and a bar without a
     probability (NaN: warm-up, a bad feature row) is skipped as `ml_gate`. Ungated runs pass NaN and trade.
     `bundle`: the probabilities come from this bundle, so the threshold is `gate_threshold` (the config's
     `ml.threshold`, else the bundle's own) — the one place it enters the kernel, for backtest and live.
     """
-    p = np.zeros(ex.N_PARAMS, dtype=np.float64)
     e, r, k, c = cfg.execution, cfg.risk, cfg.risk.kelly, cfg.costs
-    p[ex.P_INIT_CASH] = e.initial_capital
-    p[ex.P_TAKER] = c.taker_fee
-    p[ex.P_MAKER] = c.maker_fee
-    p[ex.P_SLIP] = c.slippage_bps / 10_000.0
-    p[ex.P_INTEREST] = c.margin_interest_daily
-    p[ex.P_POST_ONLY] = float(c.order_type == "post_only")
-    p[ex.P_STOPS_ON_FILL] = float(e.stops_on_fill_bar)
-    p[ex.P_REVERSE] = float(e.reverse_on_opposite)
-    p[ex.P_ALLOW_SHORT] = float(e.allow_short)
-    p[ex.P_STEP] = cfg.exchange.amount_step
-    p[ex.P_MIN_AMOUNT] = cfg.exchange.min_amount
-    p[ex.P_LEVERAGE] = cfg.exchange.leverage
-    p[ex.P_BAR_MS] = bar_ms
-    p[ex.P_FIXED_AMOUNT] = e.fixed_amount
-    p[ex.P_FIXED_STAKE] = e.fixed_stake
-    p[ex.P_RISK_ON] = float(r.enabled)
-    p[ex.P_SAFETY] = k.safety_factor
-    p[ex.P_MAX_POS] = k.max_position_ratio
-    p[ex.P_MIN_TRADES] = k.min_trades
-    p[ex.P_FALLBACK] = k.fallback_size
-    p[ex.P_LOOKBACK] = k.lookback_trades
-    p[ex.P_KELLY_WINDOW_MS] = k.window_days * ex.DAY_MS
-    p[ex.P_MAX_DD] = r.max_drawdown
-    p[ex.P_DD_SCALING] = float(r.drawdown_scaling)
-    p[ex.P_LOSS_LIMIT] = r.consecutive_loss_limit
-    p[ex.P_COOLDOWN_MS] = r.cooldown_hours * 3_600_000.0
-    p[ex.P_DAILY_LIMIT] = r.daily_loss_limit
-    p[ex.P_JUMP_Z] = r.price_jump_zscore
-    p[ex.P_JUMP_LB] = r.price_jump_lookback
-    p[ex.P_ML_THRESHOLD] = (gate_threshold(cfg, bundle) if bundle is not None
-                            else cfg.ml.threshold if cfg.ml.threshold is not None else 0.5)
-    p[ex.P_ML_SCALE] = float(cfg.ml.scale_size)
-    p[ex.P_ML_ON] = float(gated)
-    return p
+    values = {
+        "init_cash": e.initial_capital, "taker_fee": c.taker_fee, "maker_fee": c.maker_fee,
+        "slippage": c.slippage_bps / 10_000.0, "interest_daily": c.margin_interest_daily,
+        "post_only": c.order_type == "post_only", "stops_on_fill_bar": e.stops_on_fill_bar,
+        "reverse_on_opposite": e.reverse_on_opposite, "allow_short": e.allow_short,
+        "amount_step": cfg.exchange.amount_step, "min_amount": cfg.exchange.min_amount,
+        "leverage": cfg.exchange.leverage, "bar_ms": bar_ms, "fixed_amount": e.fixed_amount,
+        "fixed_stake": e.fixed_stake, "risk_on": r.enabled, "kelly_safety": k.safety_factor,
+        "kelly_cap": k.max_position_ratio, "kelly_min_trades": k.min_trades, "kelly_fallback": k.fallback_size,
+        "kelly_lookback": k.lookback_trades, "kelly_window_ms": k.window_days * ex.DAY_MS,
+        "max_drawdown": r.max_drawdown, "drawdown_scaling": r.drawdown_scaling,
+        "loss_limit": r.consecutive_loss_limit, "cooldown_ms": r.cooldown_hours * 3_600_000.0,
+        "daily_loss_limit": r.daily_loss_limit, "jump_zscore": r.price_jump_zscore,
+        "jump_lookback": r.price_jump_lookback,
+        "ml_threshold": (gate_threshold(cfg, bundle) if bundle is not None
+                         else cfg.ml.threshold if cfg.ml.threshold is not None else 0.5),
+        "ml_scale_size": cfg.ml.scale_size, "ml_gated": gated,
+    }
+    names = [name for name, _ in ex.PARAMS]
+    if set(values) != set(names):
+        raise AssertionError(f"execution_params does not pack the declared parameters: {set(values) ^ set(names)}")
+    return np.array([float(values[name]) for name in names], dtype=np.float64)
 
 
-def _names(voters: int) -> str:
-    return "+".join(name for i, name in enumerate(registered()) if voters >> i & 1)
+def event_records(events: np.ndarray) -> np.ndarray:
+    """Events as records of `EVENT_DTYPE`, from records or from rows of EV_WIDTH floats (as the state stores them)."""
+    if events.dtype == ex.EVENT_DTYPE:
+        return events
+    rows = np.ascontiguousarray(events, dtype=np.float64).reshape(-1, ex.EV_WIDTH)
+    return rows.view(ex.EVENT_DTYPE).reshape(-1)
+
+
+def reason_names(codes: np.ndarray) -> np.ndarray:
+    """Reason codes → their names (object array)."""
+    return _REASON_LOOKUP[np.asarray(codes).astype(np.int64)]
+
+
+def _names(voters: np.ndarray) -> np.ndarray:
+    strategies = registered()
+    codes, inverse = np.unique(voters, return_inverse=True)
+    names = np.array(["+".join(name for i, name in enumerate(strategies) if int(v) >> i & 1) for v in codes.tolist()],
+                     dtype=object)
+    return names[inverse.reshape(-1)] if len(voters) else np.empty(0, dtype=object)
 
 
 def trades_frame(events: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
     """Closed trades (one row per exit event), in the columns of the backtest's `trades.csv`; `entry_reason`
     is `signal`, or `capped_by_capital` when a fixed size was cut to equity × leverage."""
-    exits = events[events[:, ex.EV_KIND] == ex.EV_EXIT]
-    entry_bar = exits[:, ex.EV_ENTRY_BAR].astype(np.int64)
-    exit_bar = exits[:, ex.EV_BAR].astype(np.int64)
-    voters = exits[:, ex.EV_VOTERS].astype(np.int64)
-    entries = events[events[:, ex.EV_KIND] == ex.EV_ENTRY]
-    entry_by_bar = {int(row[ex.EV_BAR]): row for row in entries}
-    fees = [entry_by_bar[b][ex.EV_FEE] + f for b, f in zip(entry_bar.tolist(), exits[:, ex.EV_FEE].tolist(), strict=True)]
-    entry_reasons = [REASONS[int(entry_by_bar[b][ex.EV_REASON])] for b in entry_bar.tolist()]
+    ev = event_records(events)
+    exits = ev[ev["kind"] == ex.KIND.exit]
+    entries = ev[ev["kind"] == ex.KIND.entry]
+    entry_bar = exits["entry_bar"].astype(np.int64)
+    exit_bar = exits["bar"].astype(np.int64)
+    voters = exits["voters"].astype(np.int64)
+    opened = entries[np.searchsorted(entries["bar"], entry_bar)]  # one entry per bar, in bar order
     return pd.DataFrame({
         "entry_time": index[entry_bar],
         "exit_time": index[exit_bar],
-        "side": np.where(exits[:, ex.EV_SIDE] > 0, "long", "short"),
-        "size": exits[:, ex.EV_AMOUNT],
-        "entry_price": exits[:, ex.EV_ENTRY_PRICE],
-        "exit_price": exits[:, ex.EV_PRICE],
-        "fees": np.asarray(fees, dtype=np.float64),
-        "interest": exits[:, ex.EV_INTEREST],
-        "pnl": exits[:, ex.EV_PNL],
-        "return": exits[:, ex.EV_RETURN],
-        "exit_reason": [REASONS[int(r)] for r in exits[:, ex.EV_REASON]],
-        "strategies": [_names(int(v)) for v in voters],
+        "side": np.where(exits["side"] > 0, "long", "short"),
+        "size": exits["amount"],
+        "entry_price": exits["entry_price"],
+        "exit_price": exits["price"],
+        "fees": opened["fee"] + exits["fee"],
+        "interest": exits["interest"],
+        "pnl": exits["pnl"],
+        "return": exits["trade_return"],
+        "exit_reason": reason_names(exits["reason"]).tolist(),
+        "strategies": _names(voters).tolist(),
         "voters": voters,
         "entry_bar": entry_bar,
         "exit_bar": exit_bar,
-        "entry_reason": entry_reasons,
+        "entry_reason": reason_names(opened["reason"]).tolist(),
     })
 
 
 def skips_frame(events: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
     """Entries the kernel decided not to take, with the reason (`skipped.csv`)."""
-    skips = events[events[:, ex.EV_KIND] == ex.EV_SKIP]
-    bars = skips[:, ex.EV_BAR].astype(np.int64)
+    ev = event_records(events)
+    skips = ev[ev["kind"] == ex.KIND.skip]
+    bars = skips["bar"].astype(np.int64)
     return pd.DataFrame({
         "time": index[bars],
-        "side": np.where(skips[:, ex.EV_SIDE] > 0, "long", "short"),
-        "reason": [REASONS[int(r)] for r in skips[:, ex.EV_REASON]],
-        "size": skips[:, ex.EV_AMOUNT],
+        "side": np.where(skips["side"] > 0, "long", "short"),
+        "reason": reason_names(skips["reason"]).tolist(),
+        "size": skips["amount"],
         "bar": bars,
     })
 
 
 def orders_frame(events: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
     """Every fill as a signed order (entries and exits), the input vectorbt records."""
-    fills = events[(events[:, ex.EV_KIND] == ex.EV_ENTRY) | (events[:, ex.EV_KIND] == ex.EV_EXIT)]
-    is_exit = fills[:, ex.EV_KIND] == ex.EV_EXIT
-    signed = fills[:, ex.EV_SIDE] * fills[:, ex.EV_AMOUNT] * np.where(is_exit, -1.0, 1.0)
+    ev = event_records(events)
+    fills = ev[(ev["kind"] == ex.KIND.entry) | (ev["kind"] == ex.KIND.exit)]
+    is_exit = fills["kind"] == ex.KIND.exit
+    bars = fills["bar"].astype(np.int64)
     return pd.DataFrame({
-        "bar": fills[:, ex.EV_BAR].astype(np.int64),
-        "time": index[fills[:, ex.EV_BAR].astype(np.int64)],
-        "size": signed,
-        "price": fills[:, ex.EV_PRICE],
-        "fee_rate": fills[:, ex.EV_FEE_RATE],
-        "fixed_fee": np.where(is_exit, fills[:, ex.EV_INTEREST], 0.0),
+        "bar": bars,
+        "time": index[bars],
+        "size": fills["side"] * fills["amount"] * np.where(is_exit, -1.0, 1.0),
+        "price": fills["price"],
+        "fee_rate": fills["fee_rate"],
+        "fixed_fee": np.where(is_exit, fills["interest"], 0.0),
     })
 
 

@@ -88,9 +88,9 @@ def warm(config: Config | None = None, parts: tuple[str, ...] = PARTS) -> dict[s
 
         def one_bar() -> None:
             state = ex.execution_init(p)
-            events = np.empty((ex.EV_MAX, ex.EV_WIDTH))
+            events = np.empty(ex.EV_MAX, dtype=ex.EVENT_DTYPE)
             ex.execution_step(state, p, 0, int(ts[0]), o[0], h[0], lo[0], c[0], 0.0, np.nan, np.nan, 0.0, np.nan,
-                              events)
+                              events.view(np.float64))
 
         timed("execution (one bar)", one_bar)
     bundle_dir = Path(cfg.ml.bundle_dir)

@@ -109,9 +109,8 @@ def run(ohlcv: pd.DataFrame, config: Config | None = None, ml_gate: Any = None,
     equity = np.concatenate([np.full(trade_from, float(cfg.execution.initial_capital)), traded_equity])
     position = np.concatenate([np.zeros(trade_from), traded_position])
     if trade_from:  # event bar numbers count from the first bar of `ohlcv`, as the live bot's do
-        events[:, ex.EV_BAR] += trade_from
-        is_exit = events[:, ex.EV_KIND] == ex.EV_EXIT
-        events[is_exit, ex.EV_ENTRY_BAR] += trade_from
+        events["bar"] += trade_from
+        events["entry_bar"][events["kind"] == ex.KIND.exit] += trade_from
     index = pd.DatetimeIndex(ohlcv.index)
     trades = trades_frame(events, index)
     skipped = skips_frame(events, index)
@@ -123,7 +122,7 @@ def run(ohlcv: pd.DataFrame, config: Config | None = None, ml_gate: Any = None,
     stats = compute_stats(eq, trades, skipped, signals, cfg, bar_ms, currency)
     stats["strategies"] = active_strategies(cfg)
     stats["ml_gate"] = {"gated": ml_gate is not None, "bundle_id": bundle.bundle_id if bundle is not None else None,
-                        "threshold": float(params[ex.P_ML_THRESHOLD]) if ml_gate is not None else None}
+                        "threshold": float(params[ex.EP.ml_threshold]) if ml_gate is not None else None}
     return BacktestResult(trades, skipped, eq, pos, signals, stats, fingerprint(trades), cfg, orders,
                           _close=ohlcv["close"])
 

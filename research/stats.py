@@ -28,6 +28,7 @@ from numba import njit
 from cryptobot.config import Config
 from cryptobot.data import StoreKey
 from cryptobot.data.store import name_to_symbol
+from cryptobot.kernels.metrics import metrics_bar, metrics_finish, metrics_start, trade_push
 from cryptobot.strategies import registered
 
 YEAR_MS = 365.25 * 86_400_000
@@ -41,90 +42,23 @@ METRICS = ("total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown"
 def equity_metrics(equity: np.ndarray, init: float, pnl: np.ndarray, bars_per_year: float, out: np.ndarray,
                    block_n: np.ndarray, block_s1: np.ndarray, block_s2: np.ndarray) -> None:
     """Metrics in the layout METRICS (into `out`) and per-block return moments (count, sum, sum of squares
-    over `block_n.shape[0]` consecutive blocks, for CSCV) from an equity curve and closed-trade P&Ls."""
+    over `block_n.shape[0]` consecutive blocks, for CSCV) from an equity curve and closed-trade P&Ls.
+
+    The streaming blocks (`cryptobot.kernels.metrics`) are what the sweep's fused evaluator runs bar by bar
+    with the execution core; this is the same arithmetic over arrays.
+    """
     n = equity.shape[0]
     blocks = block_n.shape[0]
-    block_len = max(1, n // blocks)
-    k = -1
-    next_block = 0
-    prev = init
-    peak = init
-    max_dd = 0.0
-    under = 0
-    longest = 0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    s4 = 0.0
-    down2 = 0.0
     block_n[:] = 0.0
     block_s1[:] = 0.0
     block_s2[:] = 0.0
+    m = metrics_start(init, n, blocks)
     for i in range(n):
-        r = equity[i] / prev - 1.0
-        prev = equity[i]
-        s1 += r
-        s2 += r * r
-        s3 += r * r * r
-        s4 += r * r * r * r
-        if r < 0.0:
-            down2 += r * r
-        if i == next_block and k < blocks - 1:  # block index without a division per bar
-            k += 1
-            next_block += block_len
-        block_n[k] += 1.0
-        block_s1[k] += r
-        block_s2[k] += r * r
-        if equity[i] > peak:
-            peak = equity[i]
-        dd = 1.0 - equity[i] / peak
-        if dd > max_dd:
-            max_dd = dd
-        if dd > 0.0:
-            under += 1
-            if under > longest:
-                longest = under
-        else:
-            under = 0
-    mean = s1 / n if n else 0.0
-    m2 = s2 / n - mean * mean if n else 0.0
-    m3 = s3 / n - 3.0 * mean * s2 / n + 2.0 * mean**3 if n else 0.0
-    m4 = s4 / n - 4.0 * mean * s3 / n + 6.0 * mean * mean * s2 / n - 3.0 * mean**4 if n else 0.0
-    var = m2 * n / (n - 1.0) if n > 1 else 0.0
-    sr = mean / np.sqrt(var) if var > 0.0 else 0.0
-    downside = np.sqrt(down2 / n) if n else 0.0
-    final = equity[n - 1] if n else init
-    if n == 0:
-        cagr = 0.0
-    elif final > 0.0:
-        cagr = (final / init) ** (bars_per_year / n) - 1.0
-    else:
-        cagr = -1.0
-    trades = pnl.shape[0]
-    wins = 0.0
-    gross_win = 0.0
-    gross_loss = 0.0
+        m = metrics_bar(m, i, equity[i], blocks, block_n, block_s1, block_s2)
+    t = (0.0, 0.0, 0.0, 0.0)
     for x in pnl:
-        if x > 0.0:
-            wins += 1.0
-            gross_win += x
-        elif x < 0.0:
-            gross_loss -= x
-    out[0] = final / init - 1.0
-    out[1] = cagr
-    out[2] = sr * np.sqrt(bars_per_year)
-    out[3] = mean / downside * np.sqrt(bars_per_year) if downside > 0.0 else 0.0
-    out[4] = cagr / max_dd if max_dd > 0.0 else 0.0
-    out[5] = max_dd
-    out[6] = longest
-    out[7] = trades
-    out[8] = wins / trades if trades else 0.0
-    out[9] = gross_win / gross_loss if gross_loss > 0.0 else np.nan
-    out[10] = (gross_win - gross_loss) / trades if trades else 0.0
-    out[11] = sr
-    out[12] = m3 / m2**1.5 if m2 > 0.0 else 0.0
-    out[13] = m4 / (m2 * m2) if m2 > 0.0 else 3.0
-    out[14] = n
+        t = trade_push(t, x)
+    metrics_finish(m, t, n, init, equity[n - 1] if n else init, bars_per_year, out, block_n, block_s1, block_s2)
 
 
 def metrics(equity: np.ndarray, init: float, pnl: np.ndarray, bars_per_year: float) -> dict[str, float]:

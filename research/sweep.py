@@ -4,8 +4,10 @@ Every combination is a full backtest through the shared kernels (strategy pipeli
 kernel, the rules of `research.backtest.run`). Two evaluators share one metrics kernel, the one the backtest's
 stats.json uses (`research.stats.equity_metrics`; columns METRICS):
 - general: any parameters; the signal pipeline is re-run only when a strategy/feature parameter changed;
-- fused: grids over the EMA-crossover example alone run `ema_cross_step` and `execution_step` for many
-  combinations in one compiled loop, in parallel across combinations (numba `prange`).
+- fused: grids over the EMA-crossover example alone run `ema_cross_step`, the execution core
+  (`cryptobot.kernels.execution.execution_core`, its state in locals, `end_of_data` after the last bar) and
+  the streaming metrics blocks for many combinations in one compiled loop, in parallel across combinations
+  (numba `prange`).
 Results stream to Parquet, one row group per chunk; per-block return moments go with each row so the
 probability of backtest overfitting (CSCV) and the deflated Sharpe ratio need no stored return series.
 Chunks can run on a Dask distributed cluster (`scheduler`); the result is identical to a local run.
@@ -34,6 +36,8 @@ from cryptobot.data import timeframe_to_ms, timestamps_ms
 from cryptobot.execution import execution_params
 from cryptobot.kernels import execution as ex
 from cryptobot.kernels import strategies as sk
+from cryptobot.kernels.features import _data_pointer
+from cryptobot.kernels.metrics import metrics_bar, metrics_finish, metrics_start, trade_push
 from cryptobot.strategies import compute_signals, registered
 from research.backtest import _check_input
 from research.overfitting import deflated_sharpe, probability_of_backtest_overfitting
@@ -157,7 +161,7 @@ def evaluate_general(market: Market, base: Config, combos: list[dict[str, Any]],
             execution_params(cfg, bar_ms), market.ts, market.o, market.h, market.lo, market.c,
             sig["action"].to_numpy(np.float64), sig["stop_loss"].to_numpy(), sig["take_profit"].to_numpy(),
             sig["voters"].to_numpy(np.float64), ml)
-        pnl = np.ascontiguousarray(events[events[:, ex.EV_KIND] == ex.EV_EXIT, ex.EV_PNL])
+        pnl = np.ascontiguousarray(events["pnl"][events["kind"] == ex.KIND.exit])
         row = rows[j]
         m = len(METRICS)
         equity_metrics(equity, cfg.execution.initial_capital, pnl, YEAR_MS / bar_ms, row[:m], row[m : m + blocks],
@@ -167,44 +171,51 @@ def evaluate_general(market: Market, base: Config, combos: list[dict[str, Any]],
 
 @njit(cache=True, parallel=True)
 def _ema_sweep_nb(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, strat: np.ndarray,
-                  ep: np.ndarray, voters: float, bars_per_year: float, blocks: int, n_metrics: int) -> np.ndarray:
+                  ep: np.ndarray, voters: float, bars_per_year: float, blocks: int, n_metrics: int,
+                  est: np.ndarray, sst: np.ndarray, ev: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """Per combination j (in parallel): `ema_cross_step`, then the execution core with its state in locals and
+    the streaming metrics, bar by bar; `end_of_data` after the last bar. Rows as `evaluate_general`'s.
+
+    Every per-combination array comes in as row j of an array allocated by the caller (execution states with
+    their ring buffers, strategy states, event buffers, the bar/features/vote scratch): an allocation inside
+    the `prange` body that numba sees as loop-invariant is hoisted out of it and shared by the threads.
+    """
     combos = strat.shape[0]
     n = c.shape[0]
-    rows = np.empty((combos, n_metrics + 3 * blocks))
+    rows = np.zeros((combos, n_metrics + 3 * blocks))
+    q = ex.load_params(ep)
+    off = ex.execution_layout(ep)
     for j in prange(combos):
-        sst = np.zeros(sk.ema_cross_state_size(strat[j]))
-        est = ex.execution_init(ep)
-        ev = np.empty((ex.EV_MAX, ex.EV_WIDTH))
-        bar = np.empty(5)
-        feat = np.empty(15)
-        out = np.empty(4)
-        equity = np.empty(n)
-        pnl = np.empty(2 * n + 2)
-        k = 0
+        buf: Any = _data_pointer(est[j])  # type: ignore[call-arg]
+        evp: Any = _data_pointer(ev[j])
+        s = ex.load_state(est[j])
+        sp = strat[j]
+        st = sst[j]
+        bar = scratch[j, :5]
+        feat = scratch[j, 5:20]
+        out = scratch[j, 20:24]
+        row = rows[j]
+        block_n = row[n_metrics : n_metrics + blocks]
+        block_s1 = row[n_metrics + blocks : n_metrics + 2 * blocks]
+        block_s2 = row[n_metrics + 2 * blocks :]
+        m = metrics_start(q.init_cash, n, blocks)
+        t = (0.0, 0.0, 0.0, 0.0)
         for i in range(n):
-            bar[0], bar[1], bar[2], bar[3], bar[4] = o[i], h[i], lo[i], c[i], 0.0
             if np.isfinite(o[i] + h[i] + lo[i] + c[i]):
-                sk.ema_cross_step(sst, strat[j], ts[i], bar, feat, out)
+                bar[0], bar[1], bar[2], bar[3] = o[i], h[i], lo[i], c[i]
+                sk.ema_cross_step(st, sp, ts[i], bar, feat, out)
             else:
                 sk.hold(out)
-            m = ex.execution_step(est, ep, i, ts[i], o[i], h[i], lo[i], c[i], out[0], out[2], out[3],
-                                  voters if out[0] != 0.0 else 0.0, np.nan, ev)
-            for q in range(m):
-                if ev[q, ex.EV_KIND] == ex.EV_EXIT:
-                    pnl[k] = ev[q, ex.EV_PNL]
-                    k += 1
-            equity[i] = est[ex.S_EQUITY]
-        if n > 0 and est[ex.S_POS] != 0.0:
-            side = 1.0 if est[ex.S_POS] > 0.0 else -1.0
-            m = ex._close_position(est, ep, n - 1, ts[n - 1], c[n - 1] * (1.0 - side * ep[ex.P_SLIP]), ep[ex.P_TAKER],
-                                   ex.R_END_OF_DATA, ev, 0)
-            pnl[k] = ev[0, ex.EV_PNL]
-            k += 1
-            equity[n - 1] = est[ex.S_CASH]
-        row = rows[j]
-        equity_metrics(equity, ep[ex.P_INIT_CASH], pnl[:k], bars_per_year, row[:n_metrics],
-                       row[n_metrics : n_metrics + blocks], row[n_metrics + blocks : n_metrics + 2 * blocks],
-                       row[n_metrics + 2 * blocks :])
+            s, k = ex.execution_core(q, s, buf, off, evp, 0, i, ts[i], o[i], h[i], lo[i], c[i], out[0], out[2],
+                                     out[3], voters if out[0] != 0.0 else 0.0, np.nan)
+            if i == n - 1:
+                s, k = ex.end_of_data(q, s, buf, off, evp, k, i, ts[i], c[i])
+            for e in range(k):
+                if evp[e * ex.EV_WIDTH + ex.EV.kind] == ex.KIND.exit:
+                    t = trade_push(t, evp[e * ex.EV_WIDTH + ex.EV.pnl])
+            m = metrics_bar(m, i, s.equity, blocks, block_n, block_s1, block_s2)
+        metrics_finish(m, t, n, q.init_cash, s.equity if n else q.init_cash, bars_per_year, row[:n_metrics],
+                       block_n, block_s1, block_s2)
     return rows
 
 
@@ -224,8 +235,14 @@ def evaluate_fused(market: Market, base: Config, combos: list[dict[str, Any]], b
         e = apply(base, params).strategies.ema_cross
         strat[j] = (e.fast, e.slow, e.sl_pct, e.tp_pct)
     voters = float(1 << registered().index("ema_cross"))
-    return _ema_sweep_nb(market.ts, market.o, market.h, market.lo, market.c, strat, execution_params(base, bar_ms),
-                         voters, YEAR_MS / bar_ms, blocks, len(METRICS))
+    ep = execution_params(base, bar_ms)
+    count = len(combos)
+    states = np.tile(ex.execution_init(ep), (count, 1))
+    strategy_states = np.zeros((count, max(int(sk.ema_cross_state_size(p)) for p in strat)))
+    events = np.empty((count, ex.EV_MAX * ex.EV_WIDTH))
+    scratch = np.zeros((count, 24))
+    return _ema_sweep_nb(market.ts, market.o, market.h, market.lo, market.c, strat, ep, voters, YEAR_MS / bar_ms,
+                         blocks, len(METRICS), states, strategy_states, events, scratch)
 
 
 # ------------------------------------------------------------------------------------------ driver
@@ -243,15 +260,13 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 def _frame(combos: list[dict[str, Any]], rows: np.ndarray, blocks: int) -> pd.DataFrame:
-    frame = pd.DataFrame(combos)
     m = len(METRICS)
-    for i, name in enumerate(METRICS):
-        frame[name] = rows[:, i]
+    columns = {name: rows[:, i] for i, name in enumerate(METRICS)}
     for k in range(blocks):
-        frame[f"block{k}_n"] = rows[:, m + k]
-        frame[f"block{k}_sum"] = rows[:, m + blocks + k]
-        frame[f"block{k}_sumsq"] = rows[:, m + 2 * blocks + k]
-    return frame
+        columns[f"block{k}_n"] = rows[:, m + k]
+        columns[f"block{k}_sum"] = rows[:, m + blocks + k]
+        columns[f"block{k}_sumsq"] = rows[:, m + 2 * blocks + k]
+    return pd.concat([pd.DataFrame(combos), pd.DataFrame(columns)], axis=1)  # one frame, not a column at a time
 
 
 def run_sweep(ohlcv: pd.DataFrame, base: Config, grid: dict[str, list[Any]], out: Path, chunk_size: int = 256,

@@ -11,7 +11,7 @@ import numpy as np
 
 from cryptobot.config import Config
 from cryptobot.data.frames import timeframe_to_ms
-from cryptobot.execution import REASONS, execution_params
+from cryptobot.execution import LAYOUT_DIGEST, REASONS, check_layout, event_records, execution_params
 from cryptobot.kernels import execution as ex
 from cryptobot.live.state import BarRecord, KernelStates
 from cryptobot.ml.bundle import Bundle
@@ -30,7 +30,8 @@ class Engine:
         self.bar_ms = timeframe_to_ms(timeframe)
         self.params = execution_params(cfg, self.bar_ms, gated=bundle is not None, bundle=bundle)
         self.exec_state = ex.execution_init(self.params)
-        self._ev = np.empty((ex.EV_MAX, ex.EV_WIDTH))
+        self._ev = np.empty(ex.EV_MAX, dtype=ex.EVENT_DTYPE)  # the kernel writes it through a float64 view
+        self._ev_floats = self._ev.view(np.float64)
         self.seq = 0  # the kernel's bar index of the next bar
         self.last_ts: int | None = None
 
@@ -45,12 +46,14 @@ class Engine:
     def states(self) -> KernelStates:
         s = self.stepper.get_state()
         assert self.last_ts is not None
-        return KernelStates(self.seq - 1, self.last_ts, s["feature_state"], s["strategy_state"], self.exec_state.copy())
+        return KernelStates(self.seq - 1, self.last_ts, s["feature_state"], s["strategy_state"], self.exec_state.copy(),
+                            LAYOUT_DIGEST)
 
     def restore(self, saved: KernelStates) -> None:
         current = self.stepper.get_state()
         self.stepper.set_state({**current, "feature_state": saved.features, "strategy_state": saved.strategies,
                                 "last_timestamp": np.array(saved.ts, dtype=np.int64)})
+        check_layout(saved.execution_layout)
         if saved.execution.shape != self.exec_state.shape:
             raise ValueError("saved execution state has the wrong size for this config")
         self.exec_state = saved.execution.copy()
@@ -76,8 +79,8 @@ class Engine:
         action = 0.0 if halted else float(res.action)
         st = self.exec_state
         n = ex.execution_step(st, self.params, self.seq, ts, o, h, lo, c, action, res.stop_loss, res.take_profit,
-                              float(res.voters), ml_p, self._ev)
-        events = self._ev[:n].copy()
+                              float(res.voters), ml_p, self._ev_floats)
+        events = self._ev_floats.reshape(ex.EV_MAX, ex.EV_WIDTH)[:n].copy()  # rows, as the state stores them
         orders: list[tuple[str, int, float, float, str]] = []
         if st[ex.S_PEND_EXIT] > 0.0 and st[ex.S_POS] != 0.0:
             orders.append(("exit", -1 if st[ex.S_POS] > 0 else 1, abs(float(st[ex.S_POS])), np.nan,
@@ -101,10 +104,10 @@ class Engine:
 def _verdict(events: np.ndarray, orders: list[tuple[str, int, float, float, str]], action: int, halted: bool) -> str:
     """What the bar did, for the decision log: fills, skips with their reason, orders left for the next open."""
     parts = []
-    for e in events:
-        kind = {ex.EV_ENTRY: "filled_entry", ex.EV_EXIT: "filled_exit", ex.EV_SKIP: "skip"}[int(e[ex.EV_KIND])]
-        side = "long" if e[ex.EV_SIDE] > 0 else "short"
-        parts.append(f"{kind}:{side}:{REASONS[int(e[ex.EV_REASON])]}")
+    for e in event_records(events):
+        kind = {ex.KIND.entry: "filled_entry", ex.KIND.exit: "filled_exit", ex.KIND.skip: "skip"}[int(e["kind"])]
+        side = "long" if e["side"] > 0 else "short"
+        parts.append(f"{kind}:{side}:{REASONS[int(e['reason'])]}")
     for order_kind, order_side, _, _, reason in orders:
         parts.append(f"order_{order_kind}:{'long' if order_side > 0 else 'short'}:{reason}")
     if halted and action != 0:

@@ -26,10 +26,10 @@ import pandas as pd
 from cryptobot.cli_errors import UserError
 from cryptobot.config import SECRET_KEYS, Config
 from cryptobot.exchange.order_units import OrderIntent, OrderUnit, intent_from_json, to_json, unit_from_json
-from cryptobot.execution import REASONS, fingerprint, trades_frame
+from cryptobot.execution import EVENT_KIND_NAMES, REASONS, event_records, fingerprint, trades_frame
 from cryptobot.kernels import execution as ex
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the kernel row carries the execution layout digest
 DB_NAME = "cryptobot.sqlite"
 _PACKAGE = Path(__file__).resolve().parent.parent
 # config sections that change decisions; live/health/notify (polling, logging, alerting) may change freely
@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL,
 CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
     kind TEXT NOT NULL, side INTEGER NOT NULL, amount REAL, price REAL, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS kernel (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,
-    ts INTEGER NOT NULL, features BLOB NOT NULL, strategies BLOB NOT NULL, execution BLOB NOT NULL);
+    ts INTEGER NOT NULL, features BLOB NOT NULL, strategies BLOB NOT NULL, execution BLOB NOT NULL,
+    execution_layout TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS control (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS order_intents (intent_id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS order_units (unit_id TEXT PRIMARY KEY, data TEXT NOT NULL);
@@ -87,6 +88,7 @@ class KernelStates:
     features: np.ndarray
     strategies: np.ndarray
     execution: np.ndarray
+    execution_layout: str  # `cryptobot.execution.LAYOUT_DIGEST` of the kernel that made `execution`
 
 
 @dataclass
@@ -108,7 +110,7 @@ class BarRecord:
     position: float = 0.0
     features: np.ndarray | None = None
     votes: np.ndarray | None = None
-    events: np.ndarray | None = None  # (k, EV_WIDTH)
+    events: np.ndarray | None = None  # (k, EV_WIDTH) rows of event records (`cryptobot.execution.event_records`)
     orders: tuple[tuple[str, int, float, float, str], ...] = ()  # kind, side, amount, price, reason
 
 
@@ -118,10 +120,6 @@ def _blob(a: np.ndarray | None) -> bytes | None:
 
 def _floats(b: bytes) -> np.ndarray:
     return np.frombuffer(b, dtype=np.float64).copy()
-
-
-def _event_kind(kind: float) -> str:
-    return {ex.EV_ENTRY: "entry", ex.EV_EXIT: "exit", ex.EV_SKIP: "skip"}[int(kind)]
 
 
 class StateStore:
@@ -200,14 +198,16 @@ class StateStore:
             if rec.events is not None and len(rec.events):
                 self.db.executemany(
                     "INSERT INTO events (seq, kind, reason, data) VALUES (?,?,?,?)",
-                    [(rec.seq, _event_kind(e[ex.EV_KIND]), REASONS[int(e[ex.EV_REASON])], _blob(e)) for e in rec.events],
+                    [(rec.seq, EVENT_KIND_NAMES[int(e["kind"])], REASONS[int(e["reason"])], e.tobytes())
+                     for e in event_records(rec.events)],
                 )
             if rec.orders:
                 self.db.executemany("INSERT INTO orders (seq, ts, kind, side, amount, price, reason) VALUES (?,?,?,?,?,?,?)",
                                     [(rec.seq, rec.ts, *o) for o in rec.orders])
             self.db.execute(
-                "INSERT OR REPLACE INTO kernel VALUES (1, ?, ?, ?, ?, ?)",
-                (states.seq, states.ts, _blob(states.features), _blob(states.strategies), _blob(states.execution)),
+                "INSERT OR REPLACE INTO kernel VALUES (1, ?, ?, ?, ?, ?, ?)",
+                (states.seq, states.ts, _blob(states.features), _blob(states.strategies), _blob(states.execution),
+                 states.execution_layout),
             )
             if control:
                 self.db.executemany("INSERT OR REPLACE INTO control VALUES (?, ?)", list(control))
@@ -256,10 +256,11 @@ class StateStore:
         return dict(self.db.execute("SELECT key, value FROM control").fetchall())
 
     def kernel_states(self) -> KernelStates | None:
-        row = self.db.execute("SELECT seq, ts, features, strategies, execution FROM kernel WHERE id = 1").fetchone()
+        row = self.db.execute("SELECT seq, ts, features, strategies, execution, execution_layout FROM kernel "
+                              "WHERE id = 1").fetchone()
         if row is None:
             return None
-        return KernelStates(int(row[0]), int(row[1]), _floats(row[2]), _floats(row[3]), _floats(row[4]))
+        return KernelStates(int(row[0]), int(row[1]), _floats(row[2]), _floats(row[3]), _floats(row[4]), str(row[5]))
 
     def bar_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM bars").fetchone()[0])
@@ -270,6 +271,7 @@ class StateStore:
         return pd.DatetimeIndex(pd.to_datetime(ts, unit="ms", utc=True)).as_unit("ms").rename("time")
 
     def events(self) -> np.ndarray:
+        """Every stored event as a row of EV_WIDTH floats, as persisted (`event_records` reads them by name)."""
         rows = [np.frombuffer(r[0], dtype=np.float64) for r in self.db.execute("SELECT data FROM events ORDER BY id")]
         return np.vstack(rows) if rows else np.empty((0, ex.EV_WIDTH))
 
