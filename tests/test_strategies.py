@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from numba import njit
 
 from cryptobot.config import Config, CustomStrategyConfig, load_config
@@ -41,9 +42,7 @@ def feat(**values: float) -> np.ndarray:
 
 
 def params(name: str, cfg: Config = CFG, base_ms: int = 900_000) -> np.ndarray:
-    pipe = Pipeline.build(cfg, base_ms)
-    i = pipe.names.index(name)
-    return pipe.sp[pipe.poff[i] : pipe.poff[i + 1]].copy()
+    return Pipeline.build(cfg, base_ms).params_of(name)
 
 
 def run_step(step, p: np.ndarray, f: np.ndarray, state: np.ndarray, ts: int = 0) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -92,12 +91,14 @@ def rising_rci_state(p: np.ndarray, direction: float) -> np.ndarray:
     """13 closes before the bar: steadily rising/falling, or (direction 0) a zig-zag with RCI near 0."""
     state = np.zeros(sk.mochipoy_state_size(p))
     n = int(p[sk.MP_P_RCI_N])
+    window = np.zeros(fk.window_size(n))  # the same closes in an array window, to check the fixture's RCI
     for i in range(13):
-        fk.window_push(state, 0, n, 1000.0 + (direction * i if direction else (-1) ** i * i))
+        x = 1000.0 + (direction * i if direction else (-1) ** i * i)
+        run_step(sk.mochipoy_alert_step, p, feat(close=x), state)  # no EMAs yet: holds, the close enters the window
+        fk.window_push(window, 0, n, x)
     if direction == 0.0:
-        probe = state.copy()
-        fk.window_push(probe, 0, n, 1000.0)
-        assert -80.0 < sk.rci(probe, 0, n) < 80.0
+        fk.window_push(window, 0, n, 1000.0)
+        assert -80.0 < sk.rci(window, 0, n) < 80.0
     return state
 
 
@@ -554,3 +555,122 @@ def test_no_config_means_built_in_defaults_for_signals_and_features(monkeypatch:
     assert np.array_equal(compute_features(df).to_numpy(), compute_features(df, defaults.features).to_numpy(),
                           equal_nan=True)
     assert SignalStepper().timeframe == defaults.data.timeframe == "15m"
+
+
+# ------------------------------------------------------------------------- declarations, drivers, RCI
+def test_declared_layouts_give_the_kernels_sizes_and_grow_with_a_field() -> None:
+    """Each built-in's size follows from its declaration; a copy with one more state field grows by one."""
+    for layout, _core, _step, size in sk.BUILTINS:
+        p = params(layout.name, base_ms=3_600_000)
+        assert layout.state_size(p) == size(p), layout.name
+    mtf = sk.MULTI_TIMEFRAME
+    grown = sk.declare(mtf.name, mtf.P._fields, (*zip(mtf.S._fields, mtf.init, strict=True), ("extra", 1.0)),
+                       mtf.buffers)
+    p = params("multi_timeframe", base_ms=3_600_000)
+    assert grown.n_state == mtf.n_state + 1 and grown.state_size(p) == mtf.state_size(p) + 1
+    assert grown.S.extra == mtf.n_state and grown.shape != mtf.shape
+    assert grown.new_state(p)[grown.S.extra] == 1.0
+
+
+def test_parameters_are_packed_by_name_from_config() -> None:
+    cfg = Config.model_validate({"strategies": {"atr_based": {"sl_atr": 2.5}, "multi_timeframe": {"entry_lookback": 7}}})
+    pipe = Pipeline.build(cfg, 3_600_000)
+    atr = pipe.params_of("atr_based")
+    assert atr[sk.ATR_P.sl_atr] == 2.5 and atr[sk.ATR_P.volatility_lookback] == 20
+    mtf = pipe.params_of("multi_timeframe")
+    assert mtf[sk.MT_P.entry_lookback] == 7 and mtf[sk.MT_P.base_ms] == 3_600_000
+    assert mtf[sk.MT_P.htf_ms] == 14_400_000 and mtf[sk.MT_P.htf_ema_period] == cfg.features.ema_slow
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(st.integers(0, 6), min_size=40, max_size=120), n=st.integers(3, 20))
+def test_incremental_rci_equals_the_definition(values: list[int], n: int) -> None:
+    """`rci_push` (O(n) per bar) gives `rci_block`'s RCI bit for bit, ties included."""
+    vals = np.zeros(2 * n)
+    ring = np.zeros(n)
+    pos = 0
+    for count, x in enumerate(values):
+        if count + 1 >= n:
+            got = rci_push_numpy(vals, pos, n, float(x), count >= n)
+            ring[pos] = x
+            assert got == sk.rci_block(ring, 0, (pos + 1) % n, n)
+        else:
+            vals[pos] = ring[pos] = x
+        pos = (pos + 1) % n
+
+
+@njit(cache=True)
+def rci_push_numpy(vals: np.ndarray, pos: int, n: int, x: float, full: bool) -> float:
+    return sk.rci_push(vals, 0, n, pos, n, x, full)
+
+
+@pytest.mark.parametrize("path", SHIPPED[1:3], ids=lambda p: p.name)
+def test_batch_continues_from_a_saved_state_bit_for_bit(path: Path) -> None:
+    """Batch over the first part, then batch the rest from its state (and from a restored copy) = one batch."""
+    df = read_csv(path).iloc[:8000]
+    tf = path.name.split("_")[2]
+    cfg = Config.model_validate({"strategies": {"ema_cross": {"enabled": True}}})
+    pipe = Pipeline.build(cfg, fk_ms(tf))
+    cols = [df[k].to_numpy() for k in ("open", "high", "low", "close", "volume")]
+    ts = timestamps_ms(df)
+    full = pipe.batch(ts, *cols, features=True)
+    for cut in (1, 333, 4001):
+        state = pipe.new_state()
+        head = pipe.batch(ts[:cut], *(c[:cut] for c in cols), features=True, state=state)
+        restored = pipe.new_state()
+        restored.features, restored.strategies = state.features.copy(), state.strategies.copy()
+        tail = pipe.batch(ts[cut:], *(c[cut:] for c in cols), features=True, state=restored)
+        for a, b, c in ((full.decisions, head.decisions, tail.decisions), (full.votes, head.votes, tail.votes),
+                        (full.features, head.features, tail.features)):
+            assert np.array_equal(a, np.concatenate([b, c]), equal_nan=True), cut
+        stepped = pipe.new_state()
+        for i in range(cut):
+            pipe.step(stepped, int(ts[i]), *(c[i] for c in cols))
+        assert np.array_equal(stepped.features, state.features, equal_nan=True)
+        assert np.array_equal(stepped.strategies, state.strategies, equal_nan=True)
+
+
+def fk_ms(tf: str) -> int:
+    from cryptobot.data.frames import timeframe_to_ms
+
+    return timeframe_to_ms(tf)
+
+
+def test_saved_signal_state_of_another_strategy_layout_is_refused() -> None:
+    saved = SignalStepper(CFG).get_state()
+    with pytest.raises(ValueError, match="strategy layout"):
+        SignalStepper(CFG).set_state({**saved, "strategy_layout": np.array("other")})
+
+
+DECLARED = sk.declare("test_declared", params=(("after", 30.0), ("sl_atr", 2.0)), state=(("bars", 0.0),))
+DP, DS = DECLARED.P, DECLARED.S
+
+
+@njit(cache=True)
+def declared_long_after(st: np.ndarray, p: np.ndarray, ts: int, bar: np.ndarray, f: np.ndarray, out: np.ndarray) -> None:
+    st[DS.bars] += 1.0
+    if st[DS.bars] > p[DP.after] and np.isfinite(f[fk.F_ATR]):
+        sk.emit(out, 1.0, 0.9, bar[3], p[DP.sl_atr] * f[fk.F_ATR], 0.0)
+    else:
+        sk.hold(out)
+
+
+def test_custom_strategy_declared_by_name_gives_the_same_signals_as_the_positional_form() -> None:
+    df = read_csv(ROOT / "data/sample/bitbank_BTC-JPY_1h_2026-08_sample.csv.gz")
+    cfg = Config.model_validate({"strategies": {"custom": {"test_declared": {"params": {"after": 100}, "weight": 50},
+                                                           "test_long": {"params": {"after": 100}, "weight": 50}}}})
+    register_strategy("test_declared", declared_long_after, layout=DECLARED, warmup=30)
+    try:
+        sig = compute_signals(df, cfg, timeframe="1h")
+        assert np.array_equal(batch_matrix(sig), step_all(df, cfg, "1h"), equal_nan=True)
+        declared = sig["test_declared_action"].to_numpy()
+    finally:
+        unregister_strategy("test_declared")
+    register_strategy("test_long", always_long_after, defaults={"after": 30.0, "sl_atr": 2.0}, state_size=1, warmup=30)
+    try:
+        positional = compute_signals(df, cfg, timeframe="1h")["test_long_action"].to_numpy()
+    finally:
+        unregister_strategy("test_long")
+    assert np.array_equal(declared, positional) and (declared[101:] == 1).all()
+    with pytest.raises(ValueError, match="declares parameters"):
+        register_strategy("test_declared", declared_long_after, layout=DECLARED, state_size=1, warmup=30)

@@ -1,0 +1,316 @@
+"""The signal pipeline bound to a config, and its two drivers: `compute_signals` (history) and `SignalStepper` (live).
+
+`Pipeline.build` packs the registered strategies' parameters for one config and base timeframe and picks
+the generated module (`codegen`); `Pipeline.batch` runs it over history with every state in locals,
+`Pipeline.step` one closed bar at a time over the state arrays — the same per-bar code, so batch = step
+is structural (and tested bit for bit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cryptobot.config import Config
+from cryptobot.data.frames import ms_to_iso, timeframe_to_ms, timestamps_ms
+from cryptobot.data.validate import infer_timeframe
+from cryptobot.features import FEATURE_ORDER, LAYOUT_DIGEST, check_layout, feature_params
+from cryptobot.kernels import combiner as cb
+from cryptobot.kernels import features as fk
+from cryptobot.strategies.codegen import pipeline_module
+from cryptobot.strategies.registry import specs
+
+VOTE_WIDTH = 4  # action, confidence, stop-loss, take-profit
+
+
+@dataclass
+class PipelineState:
+    """Everything one bar changes: the feature and strategy state arrays and the last bar's outputs."""
+
+    features: np.ndarray  # feature kernel state
+    strategies: np.ndarray  # the strategies' states, one slice each (`Pipeline.state_offsets`)
+    feature_layout: np.ndarray  # buffer offsets of the feature state (`feature_layout`)
+    bar: np.ndarray  # (open, high, low, close, volume) of the last bar
+    feature_values: np.ndarray  # its 15 features in FEATURE_ORDER
+    votes: np.ndarray  # (strategies, 4): action, confidence, stop-loss, take-profit
+    decision: np.ndarray  # (N_OUT,): action, confidence, stop-loss, take-profit, voters
+
+
+@dataclass(frozen=True)
+class SignalArrays:
+    """`Pipeline.batch` output: per bar the decision, each strategy's vote and (on request) the features."""
+
+    decisions: np.ndarray  # (n, N_OUT): action, confidence, stop-loss, take-profit, voters
+    votes: np.ndarray  # (n, strategies, 2): action, confidence
+    features: np.ndarray | None  # (n, 15) in FEATURE_ORDER
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The registered strategies bound to one config and base timeframe: parameters, weights, compiled module."""
+
+    names: tuple[str, ...]
+    module: ModuleType  # the generated pipeline (`codegen`), keyed on the strategies and their code
+    feature_params: np.ndarray
+    strategy_params: np.ndarray  # all strategies' parameters; strategy i's = [param_offsets[i]:param_offsets[i + 1]]
+    param_offsets: np.ndarray
+    state_offsets: np.ndarray  # strategy i's state = strategies[state_offsets[i]:state_offsets[i + 1]]
+    initial_state: np.ndarray  # the strategies' initial state array
+    weights: np.ndarray
+    enabled: np.ndarray
+    combiner_params: np.ndarray  # method, min_conflict_threshold, min_score (`cryptobot.kernels.combiner`)
+    warmup: int  # bars before every enabled strategy can signal
+    base_ms: int
+    layout: str  # digest of the strategies' declared layouts (saved with every signal state)
+
+    @classmethod
+    def build(cls, config: Config, base_ms: int) -> Pipeline:
+        registered = specs()
+        params = [s.params(config, base_ms) for s in registered]
+        for s, p in zip(registered, params, strict=True):
+            if s.layout is not None and p.size != s.layout.n_params:
+                raise ValueError(f"strategy {s.name!r} packs {p.size} parameters, its declaration has {s.layout.n_params}")
+        states = [s.new_state(p) for s, p in zip(registered, params, strict=True)]
+        enabled = np.array([s.enabled(config) for s in registered], dtype=np.bool_)
+        comb = config.strategies.combiner
+        method = cb.METHOD_WEIGHTED_SUM if comb.method == "weighted_sum" else cb.METHOD_AVERAGE_CONFIDENCE
+        warm = [s.warmup(config, base_ms) for s, on in zip(registered, enabled, strict=True) if on]
+        shapes = repr([s.shape for s in registered])
+        return cls(
+            names=tuple(s.name for s in registered),
+            module=pipeline_module(registered),
+            feature_params=feature_params(config.features),
+            strategy_params=np.concatenate(params) if params else np.zeros(0),
+            param_offsets=np.cumsum([0, *[p.size for p in params]]).astype(np.int64),
+            state_offsets=np.cumsum([0, *[st.size for st in states]]).astype(np.int64),
+            initial_state=np.concatenate(states) if states else np.zeros(0),
+            weights=np.array([s.weight(config) for s in registered], dtype=np.float64),
+            enabled=enabled,
+            combiner_params=np.array([method, comb.min_conflict_threshold, comb.min_score], dtype=np.float64),
+            warmup=max(warm, default=0),
+            base_ms=base_ms,
+            layout=hashlib.sha256(shapes.encode()).hexdigest()[:16],
+        )
+
+    def params_of(self, name: str) -> np.ndarray:
+        """The parameter vector of one strategy (a copy)."""
+        i = self.names.index(name)
+        return self.strategy_params[self.param_offsets[i]: self.param_offsets[i + 1]].copy()
+
+    def new_state(self) -> PipelineState:
+        k = len(self.names)
+        return PipelineState(fk.features_init(self.feature_params), self.initial_state.copy(),
+                             fk.feature_layout(self.feature_params), np.empty(5), np.empty(fk.N_FEATURES),
+                             np.empty((k, VOTE_WIDTH)), np.empty(cb.N_OUT))
+
+    def batch(self, ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
+              *, features: bool = False, state: PipelineState | None = None) -> SignalArrays:
+        """All bars in one compiled pass, from `state` (advanced in place) or a fresh one; outputs allocated here."""
+        st = state or self.new_state()
+        n = c.shape[0]
+        decisions = np.empty((n, cb.N_OUT))
+        votes = np.empty((n, len(self.names), 2))
+        feats = np.empty((n if features else 0, fk.N_FEATURES))
+        arrays = [np.ascontiguousarray(x, dtype=np.float64) for x in (o, h, lo, c, v)]
+        self.module.pipeline_batch_into(st.features, self.feature_params, st.strategies, self.strategy_params,
+                                        self.state_offsets, self.param_offsets, self.weights, self.enabled,
+                                        self.combiner_params, np.ascontiguousarray(ts, dtype=np.int64), *arrays,
+                                        feats, decisions, votes)
+        return SignalArrays(decisions, votes, feats if features else None)
+
+    def step(self, state: PipelineState, ts: int, o: float, h: float, lo: float, c: float, v: float) -> np.ndarray:
+        """One closed bar: advances `state`, fills its feature values and votes, returns its decision vector."""
+        bar = state.bar
+        bar[0], bar[1], bar[2], bar[3], bar[4] = o, h, lo, c, v
+        self.module.pipeline_step(state.features, self.feature_params, state.feature_layout, state.strategies,
+                                  self.strategy_params, self.state_offsets, self.param_offsets, self.weights,
+                                  self.enabled, self.combiner_params, ts, bar, state.feature_values, state.votes,
+                                  state.decision)
+        return state.decision
+
+
+def base_timeframe(config: Config, timeframe: str | None = None) -> str:
+    """The one rule for the base timeframe of `compute_signals` and `SignalStepper`.
+
+    The explicit `timeframe`, else the config's `data.timeframe`. The data never changes it silently: bars
+    spaced differently raise (`check_spacing`, `SignalStepper.update`), because the higher-timeframe strategy
+    would otherwise decide differently in research and in live trading.
+    """
+    tf = timeframe or config.data.timeframe
+    timeframe_to_ms(tf)  # a clear error for an unknown timeframe string
+    return tf
+
+
+def check_spacing(ts: np.ndarray, timeframe: str, what: str = "the bars") -> None:
+    """Raise when the most common spacing of `ts` is not `timeframe` (gaps are fine, another grid is not)."""
+    spacing = infer_timeframe(ts)
+    if spacing is not None and timeframe_to_ms(spacing) != timeframe_to_ms(timeframe):
+        raise ValueError(f"{what} are spaced {spacing} but the timeframe is {timeframe}: pass "
+                         f"timeframe={spacing!r} or set data.timeframe: {spacing} in the config")
+
+
+def signal_columns(names: tuple[str, ...]) -> list[str]:
+    cols = ["action", "confidence", "stop_loss", "take_profit", "voters"]
+    for n in names:
+        cols += [f"{n}_action", f"{n}_confidence"]
+    return cols
+
+
+def compute_signals(ohlcv: pd.DataFrame, config: Config | None = None, timeframe: str | None = None,
+                    with_features: bool = False) -> pd.DataFrame:
+    """Per-bar combined signal and per-strategy votes over history, in one compiled pass.
+
+    Columns: `action` (int8 −1/0/+1), `confidence`, `stop_loss`, `take_profit` (NaN on hold), `voters`
+    (bitmask over the registered strategies, in `registered()` order), then `<name>_action` and
+    `<name>_confidence` per strategy (plus the 15 features when `with_features`).
+
+    `config=None` means the built-in defaults (`Config()`), as `compute_features(params=None)` does: neither
+    reads config files or the environment, so a notebook cell gives the same numbers on every machine; pass
+    `load_config()` to apply them. The base timeframe follows `base_timeframe` (the `timeframe` argument, else
+    `data.timeframe`), exactly as `SignalStepper`; bars spaced otherwise raise a `ValueError` saying what to pass.
+    """
+    cfg = config or Config()
+    tf = base_timeframe(cfg, timeframe)
+    ts = timestamps_ms(ohlcv)
+    check_spacing(ts, tf)
+    pipe = Pipeline.build(cfg, timeframe_to_ms(tf))
+    res = pipe.batch(ts, *(ohlcv[k].to_numpy(dtype=np.float64) for k in ("open", "high", "low", "close", "volume")),
+                     features=with_features)
+    out = res.decisions
+    data: dict[str, Any] = {
+        "action": out[:, cb.OUT_ACTION].astype(np.int8),
+        "confidence": out[:, cb.OUT_CONF],
+        "stop_loss": out[:, cb.OUT_SL],
+        "take_profit": out[:, cb.OUT_TP],
+        "voters": out[:, cb.OUT_VOTERS].astype(np.int64),
+    }
+    for i, name in enumerate(pipe.names):
+        data[f"{name}_action"] = res.votes[:, i, 0].astype(np.int8)
+        data[f"{name}_confidence"] = res.votes[:, i, 1]
+    frame = pd.DataFrame(data, index=ohlcv.index)
+    if res.features is not None:
+        frame = pd.concat([frame, pd.DataFrame(res.features, index=ohlcv.index, columns=list(FEATURE_ORDER),
+                                               copy=False)], axis=1)
+    return frame
+
+
+@dataclass
+class SignalResult:
+    """One bar's decision from `SignalStepper.update`."""
+
+    action: int
+    confidence: float
+    stop_loss: float
+    take_profit: float
+    voters: int
+    features: np.ndarray
+    votes: np.ndarray  # (strategies, 4): action, confidence, stop-loss, take-profit
+
+
+class SignalStepper:
+    """Features, strategies and combiner for one closed bar at a time (the live adapter's decision step).
+
+    Config and timeframe follow the same rules as `compute_signals` (`config=None` → `Config()`;
+    `base_timeframe`). Each bar must open on the timeframe's grid, after the previous one, a whole number of
+    bars later; three gaps of the same length in a row mean the bars come on another timeframe. Any of these
+    raises a `ValueError` before the bar changes the state, instead of deciding differently from the backtest.
+    """
+
+    GAP_RUN_LIMIT = 3  # shipped data never has two gaps in a row; a coarser feed has one at every bar
+
+    def __init__(self, config: Config | None = None, timeframe: str | None = None):
+        cfg = config or Config()
+        self.config = cfg
+        self.timeframe = base_timeframe(cfg, timeframe)
+        self.bar_ms = timeframe_to_ms(self.timeframe)
+        self.pipeline = Pipeline.build(cfg, self.bar_ms)
+        self._last_ts = -1
+        self._gap = 0
+        self._gap_run = 0
+        self._state = self.pipeline.new_state()
+        self.warmup = max(self.pipeline.warmup, int(fk.features_warmup(self.pipeline.feature_params).max()))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.pipeline.names
+
+    @property
+    def bars_seen(self) -> int:
+        """Bars fed so far (kept in the feature state, so it survives `get_state`/`set_state`)."""
+        return int(self._state.features[fk.FS.bars])
+
+    @property
+    def ready(self) -> bool:
+        """True once every enabled strategy and feature is past its warm-up."""
+        return self.bars_seen > self.warmup
+
+    def update(self, timestamp_ms: int, open: float, high: float, low: float, close: float, volume: float) -> SignalResult:
+        """Decide at the close of the bar that opened at `timestamp_ms` (UTC ms)."""
+        out = self.step(timestamp_ms, open, high, low, close, volume)
+        return SignalResult(int(out[cb.OUT_ACTION]), float(out[cb.OUT_CONF]), float(out[cb.OUT_SL]),
+                            float(out[cb.OUT_TP]), int(out[cb.OUT_VOTERS]), self._state.feature_values.copy(),
+                            self._state.votes.copy())
+
+    def step(self, timestamp_ms: int, open: float, high: float, low: float, close: float, volume: float) -> np.ndarray:
+        """Like `update` without building a result object: returns the internal output vector (a view)."""
+        self._check_time(int(timestamp_ms))
+        return self.pipeline.step(self._state, int(timestamp_ms), open, high, low, close, volume)
+
+    def _check_time(self, ts: int) -> None:
+        ms, last = self.bar_ms, self._last_ts
+        if ts % ms:
+            raise ValueError(f"bar at {ms_to_iso(ts)} is not on the {self.timeframe} grid: this stepper's timeframe "
+                             f"is {self.timeframe}; build it with the timeframe of the feed")
+        if last >= 0:
+            delta = ts - last
+            if delta <= 0:
+                raise ValueError(f"bar at {ms_to_iso(ts)} does not follow the previous bar ({ms_to_iso(last)}): "
+                                 "closed bars must arrive once each, in order")
+            if delta > ms:
+                self._gap_run = self._gap_run + 1 if delta == self._gap else 1
+                self._gap = delta
+                if self._gap_run >= self.GAP_RUN_LIMIT:
+                    raise ValueError(f"the last {self._gap_run} bars are {delta // 60_000} minutes apart but this "
+                                     f"stepper's timeframe is {self.timeframe}: build it with the feed's timeframe")
+            else:
+                self._gap_run = 0
+        self._last_ts = ts
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Everything `set_state` needs, as plain arrays (the feature and strategy layout digests, last bar time)."""
+        return {
+            "layout": np.array(LAYOUT_DIGEST),
+            "strategy_layout": np.array(self.pipeline.layout),
+            "last_timestamp": np.array(self._last_ts, dtype=np.int64),
+            "strategies": np.array(self.pipeline.names),
+            "feature_params": self.pipeline.feature_params.copy(),
+            "strategy_params": self.pipeline.strategy_params.copy(),
+            "feature_state": self._state.features.copy(),
+            "strategy_state": self._state.strategies.copy(),
+        }
+
+    def set_state(self, saved: dict[str, np.ndarray]) -> None:
+        check_layout(saved, "signal state")
+        layout = str(np.asarray(saved.get("strategy_layout", "")))
+        if layout != self.pipeline.layout:
+            raise ValueError(f"saved signal state has strategy layout {layout or 'none'!r}, this version uses "
+                             f"{self.pipeline.layout!r}; rebuild the state from history")
+        names = tuple(str(n) for n in np.asarray(saved["strategies"]).tolist())
+        if names != self.pipeline.names:
+            raise ValueError(f"saved signal state is for strategies {names}, this stepper runs {self.pipeline.names}")
+        for key, mine in (("feature_params", self.pipeline.feature_params),
+                          ("strategy_params", self.pipeline.strategy_params)):
+            if not np.array_equal(np.asarray(saved[key], dtype=np.float64), mine):
+                raise ValueError(f"saved signal state was made with other {key.replace('_', ' ')}; rebuild it from history")
+        fst = np.asarray(saved["feature_state"], dtype=np.float64)
+        sst = np.asarray(saved["strategy_state"], dtype=np.float64)
+        if fst.shape != self._state.features.shape or sst.shape != self._state.strategies.shape:
+            raise ValueError("saved signal state has the wrong size; rebuild it from history")
+        self._state.features, self._state.strategies = fst.copy(), sst.copy()
+        self._last_ts = int(np.asarray(saved.get("last_timestamp", -1)))
+        self._gap = self._gap_run = 0
