@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 from numba import njit, prange
+from numba.np.unsafe.ndarray import to_fixed_tuple
 from tqdm import tqdm
 
 from cryptobot.config import Config
@@ -38,6 +39,7 @@ from cryptobot.kernels import execution as ex
 from cryptobot.kernels import strategies as sk
 from cryptobot.kernels.features import _data_pointer
 from cryptobot.kernels.metrics import metrics_bar, metrics_finish, metrics_start, trade_push
+from cryptobot.kernels.strategies import EC_N_PARAMS, EC_N_STATE
 from cryptobot.strategies import compute_signals, registered
 from research.backtest import _check_input
 from research.overfitting import deflated_sharpe, probability_of_backtest_overfitting
@@ -169,6 +171,13 @@ def evaluate_general(market: Market, base: Config, combos: list[dict[str, Any]],
     return rows
 
 
+@njit(cache=True)
+def _ema_cross_start(p: np.ndarray, st: np.ndarray) -> tuple[Any, Any]:
+    """The EMA-cross core's parameters and state as its named tuples (once per combination)."""
+    q = sk.EmaCrossParams(*to_fixed_tuple(p, EC_N_PARAMS))  # type: ignore[call-arg]
+    return q, sk.EmaCrossState(*to_fixed_tuple(st, EC_N_STATE))
+
+
 @njit(cache=True, parallel=True)
 def _ema_sweep_nb(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, strat: np.ndarray,
                   ep: np.ndarray, voters: float, bars_per_year: float, blocks: int, n_metrics: int,
@@ -189,11 +198,9 @@ def _ema_sweep_nb(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, 
         buf: Any = _data_pointer(est[j])  # type: ignore[call-arg]
         evp: Any = _data_pointer(ev[j])
         s = ex.load_state(est[j])
-        sp = strat[j]
-        st = sst[j]
-        bar = scratch[j, :5]
+        qs, ss = _ema_cross_start(strat[j], sst[j])
+        sbuf = _data_pointer(sst[j])
         feat = scratch[j, 5:20]
-        out = scratch[j, 20:24]
         row = rows[j]
         block_n = row[n_metrics : n_metrics + blocks]
         block_s1 = row[n_metrics + blocks : n_metrics + 2 * blocks]
@@ -201,13 +208,11 @@ def _ema_sweep_nb(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, 
         m = metrics_start(q.init_cash, n, blocks)
         t = (0.0, 0.0, 0.0, 0.0)
         for i in range(n):
+            vote = sk.hold_vote(0.0)
             if np.isfinite(o[i] + h[i] + lo[i] + c[i]):
-                bar[0], bar[1], bar[2], bar[3] = o[i], h[i], lo[i], c[i]
-                sk.ema_cross_step(st, sp, ts[i], bar, feat, out)
-            else:
-                sk.hold(out)
-            s, k = ex.execution_core(q, s, buf, off, evp, 0, i, ts[i], o[i], h[i], lo[i], c[i], out[0], out[2],
-                                     out[3], voters if out[0] != 0.0 else 0.0, np.nan)
+                ss, vote = sk.ema_cross_core(qs, ss, sbuf, 0, ts[i], o[i], h[i], lo[i], c[i], 0.0, feat)
+            s, k = ex.execution_core(q, s, buf, off, evp, 0, i, ts[i], o[i], h[i], lo[i], c[i], vote[0], vote[2],
+                                     vote[3], voters if vote[0] != 0.0 else 0.0, np.nan)
             if i == n - 1:
                 s, k = ex.end_of_data(q, s, buf, off, evp, k, i, ts[i], c[i])
             for e in range(k):
@@ -238,7 +243,7 @@ def evaluate_fused(market: Market, base: Config, combos: list[dict[str, Any]], b
     ep = execution_params(base, bar_ms)
     count = len(combos)
     states = np.tile(ex.execution_init(ep), (count, 1))
-    strategy_states = np.zeros((count, max(int(sk.ema_cross_state_size(p)) for p in strat)))
+    strategy_states = np.stack([sk.EMA_CROSS.new_state(p) for p in strat])
     events = np.empty((count, ex.EV_MAX * ex.EV_WIDTH))
     scratch = np.zeros((count, 24))
     return _ema_sweep_nb(market.ts, market.o, market.h, market.lo, market.c, strat, ep, voters, YEAR_MS / bar_ms,
