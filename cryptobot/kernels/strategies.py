@@ -23,7 +23,6 @@ gone: where it added noise, the deterministic value is the jitter's mean, set in
 
 from __future__ import annotations
 
-import re
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -109,7 +108,9 @@ class Layout(NamedTuple):
 
 
 def _camel(name: str) -> str:
-    return "".join(part.capitalize() for part in re.split(r"[^0-9a-zA-Z]+", name) if part)
+    """'ema_cross' → 'EmaCross' (names the declared tuple types)."""
+    words = "".join(ch if ch.isascii() and ch.isalnum() else " " for ch in name).split()
+    return "".join(word.capitalize() for word in words)
 
 
 def declare(
