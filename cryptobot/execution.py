@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cryptobot.config import Config
-from cryptobot.features import layout_digest
+from cryptobot.features import layout_digest, require_layout
 from cryptobot.kernels import execution as ex
 from cryptobot.ml.bundle import Bundle
 from cryptobot.ml.gate import gate_threshold
@@ -35,9 +35,7 @@ _REASON_LOOKUP = np.array(["none", *ex.REASON_NAMES], dtype=object)
 
 def check_layout(layout: str) -> None:
     """Refuse a saved execution state made by another kernel layout (its values would be read at wrong offsets)."""
-    if layout != LAYOUT_DIGEST:
-        raise ValueError(f"saved execution state has layout {layout or 'none'!r}, this version uses "
-                         f"{LAYOUT_DIGEST!r}; rebuild the state from history")
+    require_layout(layout, LAYOUT_DIGEST, "execution state")
 
 
 def execution_params(cfg: Config, bar_ms: int, gated: bool = False, bundle: Bundle | None = None) -> np.ndarray:

@@ -75,12 +75,19 @@ def compute_features(ohlcv: pd.DataFrame, params: FeaturesConfig | None = None) 
     return pd.DataFrame(data, index=ohlcv.index, copy=False)
 
 
+def require_layout(found: str, expected: str, what: str, kind: str = "layout") -> None:
+    """Refuse a saved state made by another kernel layout (its values would be read at wrong offsets).
+
+    The one check for every kernel's saved state: features, strategies, execution.
+    """
+    if found != expected:
+        raise ValueError(f"saved {what} has {kind} {found or 'none'!r}, this version uses {expected!r}; "
+                         "rebuild the state from history")
+
+
 def check_layout(saved: Mapping[str, Any], what: str) -> None:
-    """Refuse a saved state made by another feature-kernel layout (its values would be read at wrong offsets)."""
-    layout = str(np.asarray(saved.get("layout", "")))
-    if layout != LAYOUT_DIGEST:
-        raise ValueError(f"saved {what} has feature layout {layout or 'none'!r}, this version uses "
-                         f"{LAYOUT_DIGEST!r}; rebuild the state from history")
+    """Refuse a saved state made by another feature-kernel layout."""
+    require_layout(str(np.asarray(saved.get("layout", ""))), LAYOUT_DIGEST, what, "feature layout")
 
 
 class FeatureStepper:

@@ -19,7 +19,7 @@ import pandas as pd
 from cryptobot.config import Config
 from cryptobot.data.frames import ms_to_iso, timeframe_to_ms, timestamps_ms
 from cryptobot.data.validate import infer_timeframe
-from cryptobot.features import FEATURE_ORDER, LAYOUT_DIGEST, check_layout, feature_params
+from cryptobot.features import FEATURE_ORDER, LAYOUT_DIGEST, check_layout, feature_params, require_layout
 from cryptobot.kernels import combiner as cb
 from cryptobot.kernels import features as fk
 from cryptobot.strategies.codegen import pipeline_module
@@ -296,10 +296,8 @@ class SignalStepper:
 
     def set_state(self, saved: dict[str, np.ndarray]) -> None:
         check_layout(saved, "signal state")
-        layout = str(np.asarray(saved.get("strategy_layout", "")))
-        if layout != self.pipeline.layout:
-            raise ValueError(f"saved signal state has strategy layout {layout or 'none'!r}, this version uses "
-                             f"{self.pipeline.layout!r}; rebuild the state from history")
+        require_layout(str(np.asarray(saved.get("strategy_layout", ""))), self.pipeline.layout, "signal state",
+                       "strategy layout")
         names = tuple(str(n) for n in np.asarray(saved["strategies"]).tolist())
         if names != self.pipeline.names:
             raise ValueError(f"saved signal state is for strategies {names}, this stepper runs {self.pipeline.names}")
