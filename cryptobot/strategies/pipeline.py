@@ -1,9 +1,10 @@
 """The signal pipeline bound to a config, and its two drivers: `compute_signals` (history) and `SignalStepper` (live).
 
 `Pipeline.build` packs the registered strategies' parameters for one config and base timeframe and picks
-the generated module (`codegen`); `Pipeline.batch` runs it over history with every state in locals,
+the generated modules (`codegen`); `Pipeline.batch` runs them over history with every state in locals,
 `Pipeline.step` one closed bar at a time over the state arrays — the same per-bar code, so batch = step
-is structural (and tested bit for bit).
+is structural (and tested bit for bit). The strategies run in the order: those with a scalar core (the
+built-ins), then those registered with an array step kernel (`specs()`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from cryptobot.data.validate import infer_timeframe
 from cryptobot.features import FEATURE_ORDER, LAYOUT_DIGEST, check_layout, feature_params, require_layout
 from cryptobot.kernels import combiner as cb
 from cryptobot.kernels import features as fk
-from cryptobot.strategies.codegen import pipeline_module
+from cryptobot.strategies.codegen import custom_module, pipeline_module
 from cryptobot.strategies.registry import specs
 
 VOTE_WIDTH = 4  # action, confidence, stop-loss, take-profit
@@ -52,10 +53,12 @@ class SignalArrays:
 
 @dataclass(frozen=True)
 class Pipeline:
-    """The registered strategies bound to one config and base timeframe: parameters, weights, compiled module."""
+    """The registered strategies bound to one config and base timeframe: parameters, weights, compiled modules."""
 
-    names: tuple[str, ...]
-    module: ModuleType  # the generated pipeline (`codegen`), keyed on the strategies and their code
+    names: tuple[str, ...]  # `registered()`: the strategies with a core, then the custom ones
+    module: ModuleType  # the generated fused pipeline (`codegen`), keyed on the strategies and their code
+    custom: ModuleType | None  # the custom strategies' module, run after `module` on its features and votes
+    n_fused: int  # names[:n_fused] run in `module`
     feature_params: np.ndarray
     strategy_params: np.ndarray  # all strategies' parameters; strategy i's = [param_offsets[i]:param_offsets[i + 1]]
     param_offsets: np.ndarray
@@ -71,6 +74,8 @@ class Pipeline:
     @classmethod
     def build(cls, config: Config, base_ms: int) -> Pipeline:
         registered = specs()
+        fused = tuple(s for s in registered if s.core is not None)
+        customs = registered[len(fused):]
         params = [s.params(config, base_ms) for s in registered]
         for s, p in zip(registered, params, strict=True):
             if s.layout is not None and p.size != s.layout.n_params:
@@ -83,7 +88,9 @@ class Pipeline:
         shapes = repr([s.shape for s in registered])
         return cls(
             names=tuple(s.name for s in registered),
-            module=pipeline_module(registered),
+            module=pipeline_module(fused),
+            custom=custom_module(len(fused), customs) if customs else None,
+            n_fused=len(fused),
             feature_params=feature_params(config.features),
             strategy_params=np.concatenate(params) if params else np.zeros(0),
             param_offsets=np.cumsum([0, *[p.size for p in params]]).astype(np.int64),
@@ -113,24 +120,36 @@ class Pipeline:
         """All bars in one compiled pass, from `state` (advanced in place) or a fresh one; outputs allocated here."""
         st = state or self.new_state()
         n = c.shape[0]
+        k, kf = len(self.names), self.n_fused
         decisions = np.empty((n, cb.N_OUT))
-        votes = np.empty((n, len(self.names), 2))
-        feats = np.empty((n if features else 0, fk.N_FEATURES))
+        votes = np.empty((n, k, 2))
+        feats = np.empty((n if features or self.custom else 0, fk.N_FEATURES))
         arrays = [np.ascontiguousarray(x, dtype=np.float64) for x in (o, h, lo, c, v)]
+        ts = np.ascontiguousarray(ts, dtype=np.int64)
+        fused = votes if self.custom is None else np.empty((n, kf, VOTE_WIDTH))
         self.module.pipeline_batch_into(st.features, self.feature_params, st.strategies, self.strategy_params,
-                                        self.state_offsets, self.param_offsets, self.weights, self.enabled,
-                                        self.combiner_params, np.ascontiguousarray(ts, dtype=np.int64), *arrays,
-                                        feats, decisions, votes)
+                                        self.state_offsets[: kf + 1], self.param_offsets[: kf + 1],
+                                        self.weights[:kf], self.enabled[:kf], self.combiner_params, ts, *arrays,
+                                        feats, decisions, fused)
+        if self.custom is not None:
+            self.custom.custom_batch_into(st.strategies, self.strategy_params, self.state_offsets, self.param_offsets,
+                                          self.weights, self.enabled, self.combiner_params, ts, *arrays, feats,
+                                          fused, decisions, votes)
         return SignalArrays(decisions, votes, feats if features else None)
 
     def step(self, state: PipelineState, ts: int, o: float, h: float, lo: float, c: float, v: float) -> np.ndarray:
         """One closed bar: advances `state`, fills its feature values and votes, returns its decision vector."""
         bar = state.bar
         bar[0], bar[1], bar[2], bar[3], bar[4] = o, h, lo, c, v
+        kf = self.n_fused
         self.module.pipeline_step(state.features, self.feature_params, state.feature_layout, state.strategies,
-                                  self.strategy_params, self.state_offsets, self.param_offsets, self.weights,
-                                  self.enabled, self.combiner_params, ts, bar, state.feature_values, state.votes,
-                                  state.decision)
+                                  self.strategy_params, self.state_offsets[: kf + 1], self.param_offsets[: kf + 1],
+                                  self.weights[:kf], self.enabled[:kf], self.combiner_params, ts, bar,
+                                  state.feature_values, state.votes, state.decision)
+        if self.custom is not None:
+            self.custom.custom_step(state.strategies, self.strategy_params, self.state_offsets, self.param_offsets,
+                                    self.weights, self.enabled, self.combiner_params, ts, bar, state.feature_values,
+                                    state.votes, state.decision)
         return state.decision
 
 

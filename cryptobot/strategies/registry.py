@@ -123,14 +123,17 @@ def unregister_strategy(name: str) -> None:
 
 
 def registered() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
+    """The strategy names in `specs()` order (the order of vote columns and voter bits)."""
+    return tuple(s.name for s in specs())
 
 
 def specs() -> tuple[StrategySpec, ...]:
-    """The registered strategies, in registration order."""
-    return tuple(_REGISTRY.values())
+    """The registered strategies in pipeline order: those with a scalar core (the built-ins) first, then those
+    registered with an array step kernel, each group in registration order (the fused module runs the first)."""
+    ordered = list(_REGISTRY.values())
+    return tuple(s for s in ordered if s.core is not None) + tuple(s for s in ordered if s.core is None)
 
 
 def active_strategies(config: Config) -> list[str]:
     """The registered strategies this config enables, in `registered()` order (what a run names as having run)."""
-    return [name for name, spec in _REGISTRY.items() if spec.enabled(config)]
+    return [spec.name for spec in specs() if spec.enabled(config)]
