@@ -510,11 +510,15 @@ def execution_core(q: Any, s: Any, buf: Any, off: Any, evp: Any, n: int, bar: in
     return _core(q, s, buf, off, evp, n, bar, ts, o, h, lo, c, action, sl, tp, voters, ml_p, False)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def end_of_data(q: Any, s: Any, buf: Any, off: Any, evp: Any, n: int, bar: int, ts: int, c: float
                 ) -> tuple[Any, int]:
     """After the last bar: an open position is closed at that bar's close (market, reason end_of_data) and
-    equity becomes the cash. Used by the batch driver and the sweep's fused evaluator."""
+    equity becomes the cash. Used by the batch driver and the sweep's fused evaluator.
+
+    A real call, not inlined: it runs once per history, and a second inlined copy of the core doubled the
+    compile time of every driver that uses it; compiled once, it is shared by all of them.
+    """
     return _core(q, s, buf, off, evp, n, bar, ts, c, c, c, c, 0.0, NAN, NAN, 0.0, NAN, True)
 
 
