@@ -8,7 +8,7 @@ the install when nothing changed.
   demo   set up, then run the main job: import and validate the shipped bitbank sample, then backtest it
          with the default config; the HTML report is runs/quickstart/report.html
   test   set up (as root on Debian also PostgreSQL and headless Chromium for the tests), then run the whole
-         test suite (fails when no test ran)
+         test suite, one pytest-xdist worker per core (fails when no test ran; `-n 0` runs it in one process)
   check  set up, then ruff, mypy and the tests
   test-docker
          set up, install Docker and debootstrap (Debian, as root), then build the runtime and research
@@ -118,11 +118,21 @@ def ensure_chromium() -> None:
               "sudo apt-get install chromium) and rerun.", file=sys.stderr)
 
 
+def parallel_args(extra_args: list[str]) -> list[str]:
+    """pytest-xdist workers, one per core (at most four), each taking whole test files: much of the suite
+    waits on bot processes, fake exchanges and browsers, so two workers halve the run on two cores. Files
+    stay whole because some register strategies or share module fixtures. `-n 0` (or any -n/--numprocesses
+    of your own) overrides it."""
+    if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in extra_args):
+        return []
+    return ["-n", str(min(max(os.cpu_count() or 1, 1), 4)), "--dist", "loadfile"]
+
+
 def test(extra_args: list[str]) -> int:
     ensure_venv("research,dev")
     ensure_postgres()
     ensure_chromium()
-    code = run([PY, "-m", "pytest", *extra_args], env=env_for_tools())
+    code = run([PY, "-m", "pytest", *parallel_args(extra_args), *extra_args], env=env_for_tools())
     if code == 5:
         print("pytest collected no tests: that is a failure here", file=sys.stderr)
         return 1
