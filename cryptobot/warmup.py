@@ -39,6 +39,8 @@ def _series(config: Config, bars: int = 400) -> tuple[np.ndarray, np.ndarray]:
 
 
 PARTS: tuple[str, ...] = ("features", "signals", "execution", "bundle")
+# also accepted by --only: the execution kernel's batch driver alone (what a backtest needs; `compile_ahead`)
+BATCH_ONLY = "execution-batch"
 
 
 def _execution_inputs(ts: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -80,7 +82,7 @@ def warm(config: Config | None = None, parts: tuple[str, ...] = PARTS) -> dict[s
                 stepper.update(t, *row)
 
         timed("signal pipeline (one bar)", steps)
-    if "execution" in parts:
+    if "execution" in parts or BATCH_ONLY in parts:
         p = execution_params(cfg, timeframe_to_ms(cfg.data.timeframe))
         o, h, lo, c = (np.ascontiguousarray(values[:, i]) for i in range(4))
         args = _execution_inputs(ts, values)
@@ -92,7 +94,8 @@ def warm(config: Config | None = None, parts: tuple[str, ...] = PARTS) -> dict[s
             ex.execution_step(state, p, 0, int(ts[0]), o[0], h[0], lo[0], c[0], 0.0, np.nan, np.nan, 0.0, np.nan,
                               events.view(np.float64))
 
-        timed("execution (one bar)", one_bar)
+        if "execution" in parts:
+            timed("execution (one bar)", one_bar)
     bundle_dir = Path(cfg.ml.bundle_dir)
     if "bundle" in parts and bundle_dir.is_dir():
         from cryptobot.ml import load_bundle
@@ -125,7 +128,7 @@ def compile_ahead() -> None:
     """
     if _AHEAD or (os.cpu_count() or 1) < 2 or not is_cold("execution"):
         return
-    cmd = [sys.executable, "-m", "cryptobot.warmup", "--only", "execution"]
+    cmd = [sys.executable, "-m", "cryptobot.warmup", "--only", BATCH_ONLY]  # the one-bar driver is not waited for
     _AHEAD.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
 
@@ -143,15 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", action="append", default=[], metavar="FILE", help="extra YAML config (repeatable)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     parser.add_argument("--only", default=",".join(PARTS), metavar="PARTS",
-                        help=f"comma-separated parts to compile (default all: {','.join(PARTS)})")
+                        help=f"comma-separated parts to compile (default all: {','.join(PARTS)}; "
+                             f"{BATCH_ONLY}: only the execution kernel's batch driver, what a backtest needs)")
     return run_command(_warm_and_report, parser.parse_args(argv))
 
 
 def _warm_and_report(args: argparse.Namespace) -> int:
     parts = tuple(p.strip() for p in args.only.split(",") if p.strip())
-    unknown = sorted(set(parts) - set(PARTS))
+    unknown = sorted(set(parts) - {*PARTS, BATCH_ONLY})
     if unknown:
-        raise ValueError(f"--only: unknown part(s) {unknown}; choose from {', '.join(PARTS)}")
+        raise ValueError(f"--only: unknown part(s) {unknown}; choose from {', '.join((*PARTS, BATCH_ONLY))}")
     total = 0.0
     for name, seconds in warm(load_config(args.config, overrides=parse_set_options(args.set)), parts).items():
         total += seconds

@@ -11,6 +11,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from cryptobot.kernels.inputs import frozen
 from cryptobot.timeunits import UNIT_MS
 
 OHLCV_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
@@ -39,11 +40,12 @@ def timestamps_ms(frame: pd.DataFrame | pd.DatetimeIndex) -> np.ndarray:
 
 
 def ohlcv_arrays(frame: pd.DataFrame, columns: tuple[str, ...] = OHLCV_COLUMNS) -> tuple[np.ndarray, ...]:
-    """The frame's columns as contiguous float64 arrays, as the kernels take them (no copy when already so)."""
+    """The frame's columns as contiguous read-only float64 arrays, as the kernels take them (no copy when
+    already so; read-only whatever the frame holds, so a kernel compiles one signature: `frozen`)."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"OHLCV frame lacks column(s) {missing}")
-    return tuple(np.ascontiguousarray(frame[c].to_numpy(dtype=np.float64)) for c in columns)
+    return tuple(frozen(frame[c].to_numpy(dtype=np.float64)) for c in columns)
 
 
 def make_frame(ts_ms: np.ndarray, values: np.ndarray | dict[str, np.ndarray]) -> pd.DataFrame:

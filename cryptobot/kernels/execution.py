@@ -43,6 +43,7 @@ from numba import njit
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from cryptobot.kernels.features import _data_pointer, _layout, ring_sums_push
+from cryptobot.kernels.inputs import frozen
 from cryptobot.kernels.risk import kelly_fraction_at, round_amount
 
 NAN = np.nan
@@ -627,8 +628,11 @@ def execution_batch(p: np.ndarray, ts: np.ndarray, o: np.ndarray, h: np.ndarray,
     """`execution_batch_into` over the whole history; an open position is closed at the last close.
 
     Returns (events (records of EVENT_DTYPE), equity per bar, signed position per bar, final state). Outputs
-    are allocated here by NumPy; the event buffer grows when a history has more events than it holds.
+    are allocated here by NumPy; the event buffer grows when a history has more events than it holds. Inputs
+    go in read-only (`frozen`): one compiled signature whoever calls.
     """
+    ts = frozen(ts, np.int64)
+    o, h, lo, c, action, sl, tp, voters, ml_p = (frozen(x) for x in (o, h, lo, c, action, sl, tp, voters, ml_p))
     n_bars = c.shape[0]
     st = execution_init(p)
     equity = np.empty(n_bars)

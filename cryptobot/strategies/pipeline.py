@@ -23,6 +23,7 @@ from cryptobot.data.validate import infer_timeframe
 from cryptobot.features import FEATURE_ORDER, LAYOUT_DIGEST, check_layout, feature_params, require_layout
 from cryptobot.kernels import combiner as cb
 from cryptobot.kernels import features as fk
+from cryptobot.kernels.inputs import frozen
 from cryptobot.strategies.codegen import custom_module, pipeline_module
 from cryptobot.strategies.registry import specs
 
@@ -124,8 +125,8 @@ class Pipeline:
         decisions = np.empty((n, cb.N_OUT))
         votes = np.empty((n, k, 2))
         feats = np.empty((n if features or self.custom else 0, fk.N_FEATURES))
-        arrays = [np.ascontiguousarray(x, dtype=np.float64) for x in (o, h, lo, c, v)]
-        ts = np.ascontiguousarray(ts, dtype=np.int64)
+        arrays = [frozen(x) for x in (o, h, lo, c, v)]  # read-only: one compiled signature whoever calls
+        ts = frozen(ts, np.int64)
         fused = votes if self.custom is None else np.empty((n, kf, VOTE_WIDTH))
         self.module.pipeline_batch_into(st.features, self.feature_params, st.strategies, self.strategy_params,
                                         self.state_offsets[: kf + 1], self.param_offsets[: kf + 1],
