@@ -123,7 +123,7 @@ def parallel_args(extra_args: list[str]) -> list[str]:
     waits on bot processes, fake exchanges and browsers, so two workers halve the run on two cores. Files
     stay whole because some register strategies or share module fixtures. `-n 0` (or any -n/--numprocesses
     of your own) overrides it."""
-    if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in extra_args):
+    if any(a.startswith(("-n", "--numprocesses")) for a in extra_args):
         return []
     return ["-n", str(min(max(os.cpu_count() or 1, 1), 4)), "--dist", "loadfile"]
 

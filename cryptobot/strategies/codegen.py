@@ -137,6 +137,21 @@ def _tuple(names: list[str]) -> str:
     return "(" + "".join(f"{x}, " for x in names) + ")"
 
 
+# lines both generated modules open with: refuse a state array of another size, unpack the combiner parameters
+_REFUSE = '    raise ValueError("signal state arrays do not match the layout of these parameters; rebuild them")'
+_METHOD = "method, min_conflict, min_score = int(cp[C_METHOD]), cp[C_MIN_CONFLICT], cp[C_MIN_SCORE]"
+
+
+def _vote(i: int, call: list[str]) -> list[str]:
+    """Strategy i's vote `r{i}` on a finite bar: `call` when it is enabled, else OFF."""
+    return [f"    if e{i}:", *(f"        {line}" for line in call), "    else:", f"        r{i} = OFF"]
+
+
+def _combine(votes: str, k: int) -> str:
+    return (f"decision = combine_core({votes}, {_tuple([f'w{i}' for i in range(k)])}, "
+            f"{_tuple([f'e{i}' for i in range(k)])}, method, min_conflict, min_score)")
+
+
 def _fused_source(specs: tuple[StrategySpec, ...]) -> str:
     """The fused module's text: the per-bar code is written once and placed in both drivers.
 
@@ -144,13 +159,8 @@ def _fused_source(specs: tuple[StrategySpec, ...]) -> str:
     of `inline="always"` re-runs the front end on, and copies, everything below it.
     """
     k = len(specs)
-    setup = ["if fst.shape[0] != foff[N_BUFFERS] or sst.shape[0] < soff[K]:",
-             '    raise ValueError("signal state arrays do not match the layout of these parameters; rebuild them")',
-             "fq = _fparams(fp)",
-             "fbuf = _data_pointer(fst)",
-             "sbuf = _data_pointer(sst)",
-             "method, min_conflict, min_score = int(cp[C_METHOD]), cp[C_MIN_CONFLICT], cp[C_MIN_SCORE]",
-             "fs = _fload(fst)"]
+    setup = ["if fst.shape[0] != foff[N_BUFFERS] or sst.shape[0] < soff[K]:", _REFUSE,
+             "fq = _fparams(fp)", "fbuf = _data_pointer(fst)", "sbuf = _data_pointer(sst)", _METHOD, "fs = _fload(fst)"]
     finite = ["if np.isfinite(bo + bh + bl + bc + bv):", "    fs, f = _fcore(fq, fs, fbuf, foff, bo, bh, bl, bc, bv, False)"]
     bad = ["else:", "    f = NAN_FEATURES"]
     store = ["_fstore(fst, fs)"]
@@ -163,20 +173,14 @@ def _fused_source(specs: tuple[StrategySpec, ...]) -> str:
                   f"s{i} = _S{i}(*to_fixed_tuple(sst[b{i}:b{i} + {lay.n_state}], {lay.n_state}))",
                   f"e{i} = enabled[{i}]",
                   f"w{i} = weights[{i}]"]
-        finite += [f"    if e{i}:",
-                   f"        s{i}, r{i} = _core{i}(q{i}, s{i}, sbuf, b{i}, tsv, bo, bh, bl, bc, bv, f)",
-                   "    else:",
-                   f"        r{i} = OFF"]
+        finite += _vote(i, [f"s{i}, r{i} = _core{i}(q{i}, s{i}, sbuf, b{i}, tsv, bo, bh, bl, bc, bv, f)"])
         bad.append(f"    r{i} = OFF")
         store.append(f"store_state(sst, b{i}, s{i})")
         write += [f"acts[row, {i}, 0], acts[row, {i}, 1] = r{i}[0], r{i}[1]",
                   "if whole_votes:",
                   f"    acts[row, {i}, 2], acts[row, {i}, 3] = r{i}[2], r{i}[3]"]
         write_step.append(f"votes[{i}, 0], votes[{i}, 1], votes[{i}, 2], votes[{i}, 3] = r{i}")
-    rs = [f"r{i}" for i in range(k)]
-    combine = (f"decision = combine_core({_tuple(rs)}, {_tuple([f'w{i}' for i in range(k)])}, "
-               f"{_tuple([f'e{i}' for i in range(k)])}, method, min_conflict, min_score)") if k else "decision = HOLD"
-    bar = [*finite, *bad, combine]
+    bar = [*finite, *bad, _combine(_tuple([f"r{i}" for i in range(k)]), k) if k else "decision = HOLD"]
     return _FUSED.format(
         names=", ".join(s.name for s in specs) or "none", nan15=", ".join(["NAN"] * fk.N_FEATURES), k=k,
         setup=_indent(setup, 1), bar_batch=_indent(bar, 2), bar_step=_indent(bar, 1), store=_indent(store, 1),
@@ -187,25 +191,17 @@ def _fused_source(specs: tuple[StrategySpec, ...]) -> str:
 def _custom_source(k_fused: int, customs: tuple[StrategySpec, ...]) -> str:
     """The custom module's text: strategies registered with an array step kernel, after the fused ones."""
     k = k_fused + len(customs)
-    setup = ["if sst.shape[0] != soff[K]:",
-             '    raise ValueError("signal state arrays do not match the layout of these parameters; rebuild them")',
-             "method, min_conflict, min_score = int(cp[C_METHOD]), cp[C_MIN_CONFLICT], cp[C_MIN_SCORE]"]
+    setup = ["if sst.shape[0] != soff[K]:", _REFUSE, _METHOD]
     setup += [f"e{i} = enabled[{i}]\nw{i} = weights[{i}]" for i in range(k)]
     finite = ["if np.isfinite(bo + bh + bl + bc + bv):"]
     bad = ["else:"]
     for i in range(k_fused, k):
         setup += [f"st{i} = sst[soff[{i}]:soff[{i + 1}]]", f"p{i} = sp[poff[{i}]:poff[{i + 1}]]", f"vo{i} = votes[{i}]"]
-        finite += [f"    if e{i}:",
-                   f"        _step{i}(st{i}, p{i}, tsv, bar_a, feat_a, vo{i})",
-                   f"        r{i} = (vo{i}[0], vo{i}[1], vo{i}[2], vo{i}[3])",
-                   "    else:",
-                   f"        r{i} = OFF"]
+        finite += _vote(i, [f"_step{i}(st{i}, p{i}, tsv, bar_a, feat_a, vo{i})",
+                            f"r{i} = (vo{i}[0], vo{i}[1], vo{i}[2], vo{i}[3])"])
         bad.append(f"    r{i} = OFF")
     fused = [f"r{i} = (fv[{i}, 0], fv[{i}, 1], fv[{i}, 2], fv[{i}, 3])" for i in range(k_fused)]
-    combine = (f"R = {_tuple([f'r{i}' for i in range(k)])}",
-               f"decision = combine_core(R, {_tuple([f'w{i}' for i in range(k)])}, "
-               f"{_tuple([f'e{i}' for i in range(k)])}, method, min_conflict, min_score)")
-    bar = [*finite, *bad, *fused, *combine]
+    bar = [*finite, *bad, *fused, f"R = {_tuple([f'r{i}' for i in range(k)])}", _combine("R", k)]
     return _CUSTOM.format(names=", ".join(s.name for s in customs), kf=k_fused, k=k,
                           setup=_indent(setup, 1), bar_batch=_indent(bar, 2), bar_step=_indent(bar, 1))
 

@@ -10,7 +10,7 @@ built-ins), then those registered with an array step kernel (`specs()`).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cryptobot.config import Config
-from cryptobot.data.frames import ms_to_iso, timeframe_to_ms, timestamps_ms
+from cryptobot.data.frames import ms_to_iso, ohlcv_arrays, timeframe_to_ms, timestamps_ms
 from cryptobot.data.validate import infer_timeframe
 from cryptobot.features import FEATURE_ORDER, LAYOUT_DIGEST, check_layout, feature_params, require_layout
 from cryptobot.kernels import combiner as cb
@@ -71,6 +71,7 @@ class Pipeline:
     warmup: int  # bars before every enabled strategy can signal
     base_ms: int
     layout: str  # digest of the strategies' declared layouts (saved with every signal state)
+    fused_args: tuple[np.ndarray, ...] = field(init=False, repr=False)  # offsets, weights, enabled of names[:n_fused]
 
     @classmethod
     def build(cls, config: Config, base_ms: int) -> Pipeline:
@@ -105,6 +106,11 @@ class Pipeline:
             layout=hashlib.sha256(shapes.encode()).hexdigest()[:16],
         )
 
+    def __post_init__(self) -> None:
+        kf = self.n_fused  # sliced once here, not on every live step
+        object.__setattr__(self, "fused_args", (self.state_offsets[: kf + 1], self.param_offsets[: kf + 1],
+                                                self.weights[:kf], self.enabled[:kf]))
+
     def params_of(self, name: str) -> np.ndarray:
         """The parameter vector of one strategy (a copy)."""
         i = self.names.index(name)
@@ -129,9 +135,7 @@ class Pipeline:
         ts = frozen(ts, np.int64)
         fused = votes if self.custom is None else np.empty((n, kf, VOTE_WIDTH))
         self.module.pipeline_batch_into(st.features, self.feature_params, st.strategies, self.strategy_params,
-                                        self.state_offsets[: kf + 1], self.param_offsets[: kf + 1],
-                                        self.weights[:kf], self.enabled[:kf], self.combiner_params, ts, *arrays,
-                                        feats, decisions, fused)
+                                        *self.fused_args, self.combiner_params, ts, *arrays, feats, decisions, fused)
         if self.custom is not None:
             self.custom.custom_batch_into(st.strategies, self.strategy_params, self.state_offsets, self.param_offsets,
                                           self.weights, self.enabled, self.combiner_params, ts, *arrays, feats,
@@ -142,10 +146,8 @@ class Pipeline:
         """One closed bar: advances `state`, fills its feature values and votes, returns its decision vector."""
         bar = state.bar
         bar[0], bar[1], bar[2], bar[3], bar[4] = o, h, lo, c, v
-        kf = self.n_fused
         self.module.pipeline_step(state.features, self.feature_params, state.feature_layout, state.strategies,
-                                  self.strategy_params, self.state_offsets[: kf + 1], self.param_offsets[: kf + 1],
-                                  self.weights[:kf], self.enabled[:kf], self.combiner_params, ts, bar,
+                                  self.strategy_params, *self.fused_args, self.combiner_params, ts, bar,
                                   state.feature_values, state.votes, state.decision)
         if self.custom is not None:
             self.custom.custom_step(state.strategies, self.strategy_params, self.state_offsets, self.param_offsets,
@@ -199,8 +201,7 @@ def compute_signals(ohlcv: pd.DataFrame, config: Config | None = None, timeframe
     ts = timestamps_ms(ohlcv)
     check_spacing(ts, tf)
     pipe = Pipeline.build(cfg, timeframe_to_ms(tf))
-    res = pipe.batch(ts, *(ohlcv[k].to_numpy(dtype=np.float64) for k in ("open", "high", "low", "close", "volume")),
-                     features=with_features)
+    res = pipe.batch(ts, *ohlcv_arrays(ohlcv), features=with_features)
     out = res.decisions
     data: dict[str, Any] = {
         "action": out[:, cb.OUT_ACTION].astype(np.int8),
