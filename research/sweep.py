@@ -193,7 +193,7 @@ def _ema_sweep_nb(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, 
     n = c.shape[0]
     rows = np.zeros((combos, n_metrics + 3 * blocks))
     q = ex.load_params(ep)
-    off = ex.execution_layout(ep)
+    off = ex.buffer_offsets(ex.execution_layout(ep))
     for j in prange(combos):
         buf: Any = _data_pointer(est[j])  # type: ignore[call-arg]
         evp: Any = _data_pointer(ev[j])

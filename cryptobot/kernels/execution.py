@@ -199,6 +199,7 @@ STATE_INIT_PARAM: tuple[int, ...] = _D.init_param
 BUF_PARAM: tuple[int, ...] = _D.buf_param
 BUF_WIDTH: tuple[int, ...] = _D.buf_width
 N_BUFFERS = len(BUFFERS)
+N_OFFSETS = N_BUFFERS + 1  # execution_layout: each buffer's offset, then the total size
 LAYOUT_TABLE: str = _D.table  # the state layout as docs/backtest.md shows it (a test keeps them equal)
 PARAMS_TABLE: str = "\n".join(["| index | parameter | meaning |", "|---|---|---|"]
                               + [f"| {i} | `{n}` | {m} |" for i, (n, m) in enumerate(PARAMS)])
@@ -561,15 +562,22 @@ def load_params(p: np.ndarray) -> Any:
 
 
 @njit(cache=True, inline="always")
-def check_state(st: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """The layout of `p`; the buffers are reached through a raw pointer, so a state of another size (or a
+def buffer_offsets(off: np.ndarray) -> Any:
+    """`execution_layout` as a tuple of ints for the core: an array handed to an inlined core costs a
+    reference-count increment and decrement (two calls with atomics) every bar; a tuple costs nothing."""
+    return to_fixed_tuple(off, N_OFFSETS)
+
+
+@njit(cache=True, inline="always")
+def check_state(st: np.ndarray, p: np.ndarray) -> Any:
+    """The layout of `p` (`buffer_offsets`); the buffers are reached through a raw pointer, so a state of another size (or a
     parameter vector of another length) must never get that far."""
     if p.shape[0] != N_PARAMS:
         raise ValueError("execution parameter vector does not match the kernel's declaration; rebuild it")
     off = execution_layout(p)
     if st.shape[0] != off[N_BUFFERS]:
         raise ValueError("execution state array does not match the layout of these parameters; rebuild it")
-    return off
+    return buffer_offsets(off)
 
 
 @njit(cache=True)

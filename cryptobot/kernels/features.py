@@ -139,6 +139,7 @@ STATE_INIT: tuple[float, ...] = _D.init
 BUF_PARAM: tuple[int, ...] = _D.buf_param
 BUF_WIDTH: tuple[int, ...] = _D.buf_width
 N_BUFFERS = len(BUFFERS)
+N_OFFSETS = N_BUFFERS + 1  # feature_layout: each buffer's offset, then the total size
 
 # Positional aliases kept for the other kernels and older callers.
 P_RSI, P_MACD_FAST, P_MACD_SLOW, P_ATR, P_BB, P_BB_STD = FP.rsi_period, FP.macd_fast, FP.macd_slow, FP.atr_period, \
@@ -482,6 +483,13 @@ def _params(p: np.ndarray) -> Any:
 
 
 @njit(cache=True, inline="always")
+def buffer_offsets(off: np.ndarray) -> Any:
+    """`feature_layout` as a tuple of ints for the core: an array handed to an inlined core costs a
+    reference-count increment and decrement (two calls with atomics) every bar; a tuple costs nothing."""
+    return to_fixed_tuple(off, N_OFFSETS)
+
+
+@njit(cache=True, inline="always")
 def _check_size(st: np.ndarray, off: np.ndarray) -> None:
     """The buffers are reached through a raw pointer, so a state of the wrong size must never get that far."""
     if st.shape[0] != off[N_BUFFERS]:
@@ -498,7 +506,7 @@ def features_step(
             out[k] = NAN
         return False
     _check_size(st, off)
-    s, r = _core(_params(p), _load(st), _data_pointer(st), off, o, h, lo, c, v, False)  # type: ignore[call-arg]
+    s, r = _core(_params(p), _load(st), _data_pointer(st), buffer_offsets(off), o, h, lo, c, v, False)  # type: ignore[call-arg]
     _store(st, s)
     for k in range(N_FEATURES):
         out[k] = r[k]
@@ -567,8 +575,9 @@ def features_batch_into(
            _data_pointer(columns[6]), _data_pointer(columns[7]), _data_pointer(columns[8]),
            _data_pointer(columns[9]), _data_pointer(columns[10]), _data_pointer(columns[11]),
            _data_pointer(columns[12]))
-    s, i, bad = _run(q, _load(st), buf, off, o, h, lo, c, v, out, 0, _warm_bars(q), False, 0)
-    s, i, bad = _run(q, s, buf, off, o, h, lo, c, v, out, i, 0.0, True, bad)
+    offs = buffer_offsets(off)
+    s, i, bad = _run(q, _load(st), buf, offs, o, h, lo, c, v, out, 0, _warm_bars(q), False, 0)
+    s, i, bad = _run(q, s, buf, offs, o, h, lo, c, v, out, i, 0.0, True, bad)
     _store(st, s)
     return bad
 

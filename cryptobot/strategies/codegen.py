@@ -42,7 +42,7 @@ from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from cryptobot.kernels.combiner import C_METHOD, C_MIN_CONFLICT, C_MIN_SCORE, HOLD, combine_core
 from cryptobot.kernels.features import N_BUFFERS, N_FEATURES, _core as _fcore, _data_pointer, _load as _fload
-from cryptobot.kernels.features import _params as _fparams, _store as _fstore, feature_layout
+from cryptobot.kernels.features import _params as _fparams, _store as _fstore, buffer_offsets, feature_layout
 from cryptobot.kernels.strategies import store_state
 
 NAN = np.nan
@@ -160,8 +160,8 @@ def _fused_source(specs: tuple[StrategySpec, ...]) -> str:
     """
     k = len(specs)
     setup = ["if fst.shape[0] != foff[N_BUFFERS] or sst.shape[0] < soff[K]:", _REFUSE,
-             "fq = _fparams(fp)", "fbuf = _data_pointer(fst)", "sbuf = _data_pointer(sst)", _METHOD, "fs = _fload(fst)"]
-    finite = ["if np.isfinite(bo + bh + bl + bc + bv):", "    fs, f = _fcore(fq, fs, fbuf, foff, bo, bh, bl, bc, bv, False)"]
+             "fq = _fparams(fp)", "fbuf = _data_pointer(fst)", "fb = buffer_offsets(foff)", "sbuf = _data_pointer(sst)", _METHOD, "fs = _fload(fst)"]
+    finite = ["if np.isfinite(bo + bh + bl + bc + bv):", "    fs, f = _fcore(fq, fs, fbuf, fb, bo, bh, bl, bc, bv, False)"]
     bad = ["else:", "    f = NAN_FEATURES"]
     store = ["_fstore(fst, fs)"]
     write, write_step = [], []
@@ -299,15 +299,20 @@ def _dependencies(step: Any) -> tuple[str, list[Any]]:
     return digest.hexdigest(), outside
 
 
-_MODULES: dict[str, ModuleType] = {}
+_MODULES: dict[str, ModuleType] = {}  # by source and dependency digest
+_LOADED: dict[tuple[str, str, tuple[Any, ...]], ModuleType] = {}  # by source and kernel objects: no hashing of files
 _RUNTIME = (fk._core, cb.combine_core)  # what every fused module runs besides the strategies
 
 
 def _load(prefix: str, source: str, kernels: list[Any], names: dict[str, Any]) -> ModuleType:
     """Write, import and cache one generated module, keyed on its source and on everything `kernels` depend on."""
+    same = (prefix, source, tuple(kernels))
+    if same in _LOADED:  # these very kernel objects: their code cannot have changed in this process
+        return _LOADED[same]
     deps = [_dependencies(k) for k in kernels]
     key = hashlib.sha256((source + "\n".join(d for d, _ in deps)).encode()).hexdigest()[:16]
     if key in _MODULES:
+        _LOADED[same] = _MODULES[key]
         return _MODULES[key]
     for _, outside in deps:
         for dispatcher in outside:
@@ -325,6 +330,7 @@ def _load(prefix: str, source: str, kernels: list[Any], names: dict[str, Any]) -
     module.__dict__.update(names)  # the strategies' kernels and named tuples are globals of the generated code
     spec.loader.exec_module(module)
     _MODULES[key] = module
+    _LOADED[same] = module
     return module
 
 
