@@ -565,7 +565,7 @@ def load_params(p: np.ndarray) -> Any:
 def buffer_offsets(off: np.ndarray) -> Any:
     """`execution_layout` as a tuple of ints for the core: an array handed to an inlined core costs a
     reference-count increment and decrement (two calls with atomics) every bar; a tuple costs nothing."""
-    return to_fixed_tuple(off, N_OFFSETS)
+    return to_fixed_tuple(off, N_OFFSETS)  # type: ignore[call-arg]
 
 
 @njit(cache=True, inline="always")
