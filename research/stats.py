@@ -28,6 +28,7 @@ from numba import njit
 from cryptobot.config import Config
 from cryptobot.data import StoreKey
 from cryptobot.data.store import name_to_symbol
+from cryptobot.kernels.features import _data_pointer
 from cryptobot.kernels.metrics import metrics_bar, metrics_finish, metrics_start, trade_push
 from cryptobot.strategies import registered
 
@@ -53,8 +54,11 @@ def equity_metrics(equity: np.ndarray, init: float, pnl: np.ndarray, bars_per_ye
     block_s1[:] = 0.0
     block_s2[:] = 0.0
     m = metrics_start(init, n, blocks)
+    bn: Any = _data_pointer(block_n)  # type: ignore[call-arg]
+    b1: Any = _data_pointer(block_s1)
+    b2: Any = _data_pointer(block_s2)
     for i in range(n):
-        m = metrics_bar(m, i, equity[i], blocks, block_n, block_s1, block_s2)
+        m = metrics_bar(m, i, equity[i], blocks, bn, b1, b2)
     t = (0.0, 0.0, 0.0, 0.0)
     for x in pnl:
         t = trade_push(t, x)

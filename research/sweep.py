@@ -3,11 +3,14 @@
 Every combination is a full backtest through the shared kernels (strategy pipeline + execution/risk
 kernel, the rules of `research.backtest.run`). Two evaluators share one metrics kernel, the one the backtest's
 stats.json uses (`research.stats.equity_metrics`; columns METRICS):
-- general: any parameters; the signal pipeline is re-run only when a strategy/feature parameter changed;
-- fused: grids over the EMA-crossover example alone run `ema_cross_step`, the execution core
+- general: any parameters; the features are computed once per feature configuration, then a generated,
+  compiled loop per combination (`general_module`) runs the strategies, the combiner, the execution core
   (`cryptobot.kernels.execution.execution_core`, its state in locals, `end_of_data` after the last bar) and
-  the streaming metrics blocks for many combinations in one compiled loop, in parallel across combinations
-  (numba `prange`).
+  the streaming metrics blocks bar by bar; strategies registered with only an array step kernel fall back
+  to `compute_signals` + `execution_batch` per combination (`evaluate_each`, the same rows);
+- fused: grids over the EMA-crossover example alone run `ema_cross_core` and the same execution and
+  metrics blocks (`measured_bar`) in one compiled loop.
+Both run the combinations on a thread per core (the loops release the GIL).
 Results stream to Parquet, one row group per chunk; per-block return moments go with each row so the
 probability of backtest overfitting (CSCV) and the deflated Sharpe ratio need no stored return series.
 Chunks can run on a Dask distributed cluster (`scheduler`); the result is identical to a local run.
@@ -17,10 +20,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -28,7 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
-from numba import njit, prange
+from numba import njit
 from numba.np.unsafe.ndarray import to_fixed_tuple
 from tqdm import tqdm
 
@@ -36,11 +42,15 @@ from cryptobot.config import Config
 from cryptobot.data import timeframe_to_ms, timestamps_ms
 from cryptobot.execution import execution_params
 from cryptobot.kernels import execution as ex
+from cryptobot.kernels import features as fk
 from cryptobot.kernels import strategies as sk
+from cryptobot.kernels.combiner import combine_core
 from cryptobot.kernels.features import _data_pointer
+from cryptobot.kernels.inputs import frozen
 from cryptobot.kernels.metrics import metrics_bar, metrics_finish, metrics_start, trade_push
 from cryptobot.kernels.strategies import EC_N_PARAMS, EC_N_STATE
-from cryptobot.strategies import compute_signals, registered
+from cryptobot.strategies import Pipeline, codegen, compute_signals, registered, registry
+from cryptobot.strategies.registry import StrategySpec
 from research.backtest import _check_input
 from research.overfitting import deflated_sharpe, probability_of_backtest_overfitting
 from research.stats import METRICS, YEAR_MS, equity_metrics
@@ -131,14 +141,16 @@ class Market:
     h: np.ndarray
     lo: np.ndarray
     c: np.ndarray
+    v: np.ndarray
     timeframe: str
     frame: pd.DataFrame
 
     @classmethod
     def from_frame(cls, ohlcv: pd.DataFrame) -> Market:
         tf = _check_input(ohlcv)
-        o, h, lo, c = (np.ascontiguousarray(ohlcv[k].to_numpy(np.float64)) for k in ("open", "high", "low", "close"))
-        return cls(timestamps_ms(ohlcv), o, h, lo, c, tf, ohlcv)
+        o, h, lo, c, v = (np.ascontiguousarray(ohlcv[k].to_numpy(np.float64))
+                          for k in ("open", "high", "low", "close", "volume"))
+        return cls(timestamps_ms(ohlcv), o, h, lo, c, v, tf, ohlcv)
 
 
 def _signal_key(cfg: Config) -> str:
@@ -147,13 +159,49 @@ def _signal_key(cfg: Config) -> str:
 
 
 def evaluate_general(market: Market, base: Config, combos: list[dict[str, Any]], blocks: int) -> np.ndarray:
-    """One full backtest per combination; returns rows of [METRICS…, block n…, block sum…, block sumsq…]."""
+    """One full backtest per combination; returns rows of [METRICS…, block n…, block sum…, block sumsq…].
+
+    The features are computed once per distinct feature configuration; then one compiled loop per
+    combination runs the strategies, the combiner, the execution core and the streaming metrics bar by bar
+    (`_general_source`), every state in locals, on a thread per core (the loop releases the GIL). Strategies registered
+    with only an array step kernel have no scalar core to place in that loop: with one of those registered,
+    each combination runs `compute_signals` and `execution_batch` instead (`evaluate_each`, same rows).
+    """
+    configs = [apply(base, params) for params in combos]
     bar_ms = timeframe_to_ms(market.timeframe)
-    rows = np.empty((len(combos), len(METRICS) + 3 * blocks))
+    pipes = [Pipeline.build(cfg, bar_ms) for cfg in configs]
+    if any(p.custom is not None for p in pipes):
+        return evaluate_each(market, configs, blocks)
+    rows = np.zeros((len(combos), len(METRICS) + 3 * blocks))  # blocks not reached stay 0 (`metrics_finish`)
+    module = general_module()
+    arrays = [frozen(x) for x in (market.o, market.h, market.lo, market.c, market.v)]
+    ts = frozen(market.ts, np.int64)
+    features: dict[bytes, np.ndarray] = {}
+    for p in pipes:
+        if p.feature_params.tobytes() not in features:
+            features[p.feature_params.tobytes()] = fk.features_batch(fk.features_init(p.feature_params),
+                                                                     p.feature_params, *arrays)
+
+    def share(start: int, stop: int) -> None:
+        for j in range(start, stop):
+            p = pipes[j]
+            ep = execution_params(configs[j], bar_ms)
+            module.general_row(features[p.feature_params.tobytes()], ts, *arrays, p.initial_state.copy(),
+                               p.strategy_params, p.state_offsets, p.param_offsets, p.weights, p.enabled,
+                               p.combiner_params, ep, ex.execution_init(ep), np.empty(ex.EV_MAX * ex.EV_WIDTH),
+                               YEAR_MS / bar_ms, blocks, len(METRICS), rows[j])
+
+    _on_threads(len(combos), share)
+    return rows
+
+
+def evaluate_each(market: Market, configs: list[Config], blocks: int) -> np.ndarray:
+    """`evaluate_general`'s rows one combination at a time through `compute_signals` (custom strategies)."""
+    bar_ms = timeframe_to_ms(market.timeframe)
+    rows = np.empty((len(configs), len(METRICS) + 3 * blocks))
     cache: dict[str, pd.DataFrame] = {}
     ml = np.full(market.c.shape[0], np.nan)
-    for j, params in enumerate(combos):
-        cfg = apply(base, params)
+    for j, cfg in enumerate(configs):
         key = _signal_key(cfg)
         if key not in cache:
             cache.clear()
@@ -171,6 +219,92 @@ def evaluate_general(market: Market, base: Config, combos: list[dict[str, Any]],
     return rows
 
 
+@njit(cache=True, inline="always")
+def measured_bar(q: Any, s: Any, buf: Any, off: Any, evp: Any, i: int, last: bool, ts: int, o: float, h: float,
+                 lo: float, c: float, action: float, sl: float, tp: float, voters: float, m: Any,
+                 t: tuple[float, float, float, float], blocks: int, block_n: Any, block_s1: Any, block_s2: Any
+                 ) -> tuple[Any, Any, tuple[float, float, float, float]]:
+    """One bar of a sweep evaluator: the execution core (`end_of_data` after the last bar), each closed
+    trade into the trade statistics, the equity into the streaming metrics — `research.backtest.run`'s rules.
+    The block outputs are raw pointers (`metrics_bar`)."""
+    s, k = ex.execution_core(q, s, buf, off, evp, 0, i, ts, o, h, lo, c, action, sl, tp, voters, np.nan)
+    if last:
+        s, k = ex.end_of_data(q, s, buf, off, evp, k, i, ts, c)
+    for e in range(k):
+        if evp[e * ex.EV_WIDTH + ex.EV.kind] == ex.KIND.exit:
+            t = trade_push(t, evp[e * ex.EV_WIDTH + ex.EV.pnl])
+    m = metrics_bar(m, i, s.equity, blocks, block_n, block_s1, block_s2)
+    return s, m, t
+
+
+_GENERAL = '''"""Generated by research.sweep for the strategies: {names}. Do not edit: regenerated on demand."""
+import numpy as np
+from numba import njit
+from numba.np.unsafe.ndarray import to_fixed_tuple
+
+from cryptobot.kernels import execution as ex
+from cryptobot.kernels.combiner import C_METHOD, C_MIN_CONFLICT, C_MIN_SCORE, HOLD, combine_core
+from cryptobot.kernels.features import _data_pointer
+from cryptobot.kernels.metrics import metrics_finish, metrics_start
+
+NAN = np.nan
+OFF = (0.0, 0.0, NAN, NAN)
+K = {k}
+
+
+@njit(cache=True, nogil=True)
+def general_row(feats, ts, o, h, lo, c, v, sst, sp, soff, poff, weights, enabled, cp, ep, est, ev, bars_per_year,
+                blocks, n_metrics, row_out):
+    """`row_out`: the metrics and block moments of one combination (its parameters, weights, flags and states)
+    over the bars, from the precomputed features `feats` (n, 15). Releases the GIL: combinations run on threads."""
+    if sst.shape[0] < soff[K]:
+        raise ValueError("signal state arrays do not match the layout of these parameters; rebuild them")
+    off = ex.check_state(est, ep)
+    sbuf = _data_pointer(sst)
+    method, min_conflict, min_score = int(cp[C_METHOD]), cp[C_MIN_CONFLICT], cp[C_MIN_SCORE]
+{setup}
+    q = ex.load_params(ep)
+    s = ex.load_state(est)
+    buf = _data_pointer(est)
+    evp = _data_pointer(ev)
+    block_n = row_out[n_metrics : n_metrics + blocks]
+    block_s1 = row_out[n_metrics + blocks : n_metrics + 2 * blocks]
+    block_s2 = row_out[n_metrics + 2 * blocks :]
+    pn, p1, p2 = _data_pointer(block_n), _data_pointer(block_s1), _data_pointer(block_s2)  # b0.. are strategies'
+    n = c.shape[0]
+    m = metrics_start(q.init_cash, n, blocks)
+    t = (0.0, 0.0, 0.0, 0.0)
+    for row in range(n):
+        tsv, bo, bh, bl, bc, bv = ts[row], o[row], h[row], lo[row], c[row], v[row]
+        if np.isfinite(bo + bh + bl + bc + bv):
+            f = ({features})
+{votes}
+        else:
+{bad}
+        {combine}
+        s, m, t = _measured_bar(q, s, buf, off, evp, row, row == n - 1, tsv, bo, bh, bl, bc, decision[0],
+                                decision[2], decision[3], decision[4], m, t, blocks, pn, p1, p2)
+    metrics_finish(m, t, n, q.init_cash, s.equity if n else q.init_cash, bars_per_year, row_out[:n_metrics],
+                   block_n, block_s1, block_s2)
+'''
+
+
+def _general_source(fused: tuple[StrategySpec, ...]) -> str:
+    setup, votes, bad = codegen.strategy_code(fused)
+    return _GENERAL.format(
+        names=", ".join(s.name for s in fused) or "none", k=len(fused), setup=codegen.indent(setup, 1),
+        features=", ".join(f"feats[row, {i}]" for i in range(fk.N_FEATURES)), votes=codegen.indent(votes, 2),
+        bad=codegen.indent(bad, 3), combine=codegen.combine_line(len(fused)))
+
+
+def general_module() -> ModuleType:
+    """The generated, compiled general evaluator of the registered strategies (compiled on the first sweep)."""
+    fused = tuple(s for s in registry.specs() if s.core is not None)
+    names = {**codegen.strategy_names(fused), "_measured_bar": measured_bar}
+    return codegen.load_module("sweep", _general_source(fused), [*(s.core for s in fused), measured_bar,
+                                                                  combine_core], names)
+
+
 @njit(cache=True)
 def _ema_cross_start(p: np.ndarray, st: np.ndarray) -> tuple[Any, Any]:
     """The EMA-cross core's parameters and state as its named tuples (once per combination)."""
@@ -178,50 +312,49 @@ def _ema_cross_start(p: np.ndarray, st: np.ndarray) -> tuple[Any, Any]:
     return q, sk.EmaCrossState(*to_fixed_tuple(st, EC_N_STATE))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _ema_sweep_nb(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, strat: np.ndarray,
                   ep: np.ndarray, voters: float, bars_per_year: float, blocks: int, n_metrics: int,
-                  est: np.ndarray, sst: np.ndarray, ev: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-    """Per combination j (in parallel): `ema_cross_step`, then the execution core with its state in locals and
-    the streaming metrics, bar by bar; `end_of_data` after the last bar. Rows as `evaluate_general`'s.
+                  est: np.ndarray, sst: np.ndarray, ev: np.ndarray, rows: np.ndarray) -> None:
+    """Per combination j (a row of `strat`, `est`, `sst`, `ev`, `rows`): `ema_cross_core`, then the execution
+    core with its state in locals and the streaming metrics, bar by bar (`measured_bar`), into rows[j] (as
+    `evaluate_general`'s). Releases the GIL: the caller runs a share of the combinations on each core.
 
-    Every per-combination array comes in as row j of an array allocated by the caller (execution states with
-    their ring buffers, strategy states, event buffers, the bar/features/vote scratch): an allocation inside
-    the `prange` body that numba sees as loop-invariant is hoisted out of it and shared by the threads.
+    The EMA cross reads no feature: it gets an empty tuple (an array handed to the inlined core would cost
+    reference counting every bar).
     """
-    combos = strat.shape[0]
     n = c.shape[0]
-    rows = np.zeros((combos, n_metrics + 3 * blocks))
     q = ex.load_params(ep)
     off = ex.buffer_offsets(ex.execution_layout(ep))
-    for j in prange(combos):
+    for j in range(strat.shape[0]):
         buf: Any = _data_pointer(est[j])  # type: ignore[call-arg]
         evp: Any = _data_pointer(ev[j])
         s = ex.load_state(est[j])
         qs, ss = _ema_cross_start(strat[j], sst[j])
         sbuf = _data_pointer(sst[j])
-        feat = scratch[j, 5:20]
         row = rows[j]
         block_n = row[n_metrics : n_metrics + blocks]
         block_s1 = row[n_metrics + blocks : n_metrics + 2 * blocks]
         block_s2 = row[n_metrics + 2 * blocks :]
+        bn, b1, b2 = _data_pointer(block_n), _data_pointer(block_s1), _data_pointer(block_s2)
         m = metrics_start(q.init_cash, n, blocks)
         t = (0.0, 0.0, 0.0, 0.0)
         for i in range(n):
             vote = sk.hold_vote(0.0)
             if np.isfinite(o[i] + h[i] + lo[i] + c[i]):
-                ss, vote = sk.ema_cross_core(qs, ss, sbuf, 0, ts[i], o[i], h[i], lo[i], c[i], 0.0, feat)
-            s, k = ex.execution_core(q, s, buf, off, evp, 0, i, ts[i], o[i], h[i], lo[i], c[i], vote[0], vote[2],
-                                     vote[3], voters if vote[0] != 0.0 else 0.0, np.nan)
-            if i == n - 1:
-                s, k = ex.end_of_data(q, s, buf, off, evp, k, i, ts[i], c[i])
-            for e in range(k):
-                if evp[e * ex.EV_WIDTH + ex.EV.kind] == ex.KIND.exit:
-                    t = trade_push(t, evp[e * ex.EV_WIDTH + ex.EV.pnl])
-            m = metrics_bar(m, i, s.equity, blocks, block_n, block_s1, block_s2)
+                ss, vote = sk.ema_cross_core(qs, ss, sbuf, 0, ts[i], o[i], h[i], lo[i], c[i], 0.0, ())
+            s, m, t = measured_bar(q, s, buf, off, evp, i, i == n - 1, ts[i], o[i], h[i], lo[i], c[i], vote[0],
+                                   vote[2], vote[3], voters if vote[0] != 0.0 else 0.0, m, t, blocks, bn, b1, b2)
         metrics_finish(m, t, n, q.init_cash, s.equity if n else q.init_cash, bars_per_year, row[:n_metrics],
                        block_n, block_s1, block_s2)
-    return rows
+
+
+def _on_threads(count: int, work: Callable[[int, int], None]) -> None:
+    """`work(start, stop)` over 0..count in one contiguous share per core (the kernels release the GIL)."""
+    cores = max(1, min(count, os.cpu_count() or 1))
+    bounds = [count * k // cores for k in range(cores + 1)]
+    with ThreadPoolExecutor(max_workers=cores) as pool:
+        list(pool.map(work, bounds[:-1], bounds[1:]))
 
 
 def fused_applicable(base: Config, grid_keys: list[str]) -> bool:
@@ -236,8 +369,13 @@ def fused_applicable(base: Config, grid_keys: list[str]) -> bool:
 def evaluate_fused(market: Market, base: Config, combos: list[dict[str, Any]], blocks: int) -> np.ndarray:
     bar_ms = timeframe_to_ms(market.timeframe)
     strat = np.empty((len(combos), 4))
-    for j, params in enumerate(combos):
-        e = apply(base, params).strategies.ema_cross
+    ema = base.strategies.ema_cross
+    fields = ema.model_dump()
+    for j, params in enumerate(combos):  # only EMA_KEYS vary: validating that section is validating the config
+        try:
+            e = type(ema).model_validate({**fields, **{k.rsplit(".", 1)[1]: v for k, v in params.items()}})
+        except ValueError as exc:
+            raise GridError(f"{params}: {exc}") from None
         strat[j] = (e.fast, e.slow, e.sl_pct, e.tp_pct)
     voters = float(1 << registered().index("ema_cross"))
     ep = execution_params(base, bar_ms)
@@ -245,9 +383,15 @@ def evaluate_fused(market: Market, base: Config, combos: list[dict[str, Any]], b
     states = np.tile(ex.execution_init(ep), (count, 1))
     strategy_states = np.stack([sk.EMA_CROSS.new_state(p) for p in strat])
     events = np.empty((count, ex.EV_MAX * ex.EV_WIDTH))
-    scratch = np.zeros((count, 24))
-    return _ema_sweep_nb(market.ts, market.o, market.h, market.lo, market.c, strat, ep, voters, YEAR_MS / bar_ms,
-                         blocks, len(METRICS), states, strategy_states, events, scratch)
+    rows = np.zeros((count, len(METRICS) + 3 * blocks))  # blocks not reached stay 0 (`metrics_finish`)
+
+    def share(start: int, stop: int) -> None:
+        _ema_sweep_nb(market.ts, market.o, market.h, market.lo, market.c, strat[start:stop], ep, voters,
+                      YEAR_MS / bar_ms, blocks, len(METRICS), states[start:stop], strategy_states[start:stop],
+                      events[start:stop], rows[start:stop])
+
+    _on_threads(count, share)
+    return rows
 
 
 # ------------------------------------------------------------------------------------------ driver

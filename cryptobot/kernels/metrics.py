@@ -24,9 +24,12 @@ def metrics_start(init: float, n: int, blocks: int) -> tuple[float, float, float
 
 
 @njit(cache=True, inline="always")
-def metrics_bar(m: Any, i: int, equity: float, blocks: int, block_n: np.ndarray, block_s1: np.ndarray,
-                block_s2: np.ndarray) -> Any:
-    """Bar i's equity into the running metrics (a block's moments are written when the next block starts)."""
+def metrics_bar(m: Any, i: int, equity: float, blocks: int, block_n: Any, block_s1: Any, block_s2: Any) -> Any:
+    """Bar i's equity into the running metrics (a block's moments are written when the next block starts).
+
+    Pass the block outputs as raw pointers (`cryptobot.kernels.features._data_pointer`), not arrays: an array
+    handed to an inlined function every bar costs a reference-count call pair per array per bar.
+    """
     prev, peak, max_dd, under, longest, s1, s2, s3, s4, down2, k, next_block, block_len, bn, b1, b2 = m
     if i == next_block and k < blocks - 1:  # block index without a division per bar
         if k >= 0:

@@ -128,7 +128,7 @@ def custom_step(sst, sp, soff, poff, weights, enabled, cp, ts, bar, feat, votes,
 '''
 
 
-def _indent(lines: list[str], depth: int) -> str:
+def indent(lines: list[str], depth: int) -> str:
     pad = "    " * depth
     return "\n".join(pad + line if line else line for line in "\n".join(lines).split("\n"))
 
@@ -152,19 +152,16 @@ def _combine(votes: str, k: int) -> str:
             f"{_tuple([f'e{i}' for i in range(k)])}, method, min_conflict, min_score)")
 
 
-def _fused_source(specs: tuple[StrategySpec, ...]) -> str:
-    """The fused module's text: the per-bar code is written once and placed in both drivers.
+def strategy_code(specs: tuple[StrategySpec, ...]) -> tuple[list[str], list[str], list[str]]:
+    """The strategies' lines of every generated per-bar loop: (setup, votes on a finite bar, votes on a bad bar).
 
-    Placing it textually (not as a chain of inline functions) keeps numba's compile time down: each level
-    of `inline="always"` re-runs the front end on, and copies, everything below it.
+    Setup reads each strategy's parameters (`sp`, `poff`), state (`sst`, `soff`), weight and enabled flag
+    into locals; the vote lines run strategy i's core on the bar and the feature tuple `f` into `r{i}`. The
+    names they call (`_core{i}`, `_Q{i}`, `_S{i}`) come from `strategy_names`.
     """
-    k = len(specs)
-    setup = ["if fst.shape[0] != foff[N_BUFFERS] or sst.shape[0] < soff[K]:", _REFUSE,
-             "fq = _fparams(fp)", "fbuf = _data_pointer(fst)", "fb = buffer_offsets(foff)", "sbuf = _data_pointer(sst)", _METHOD, "fs = _fload(fst)"]
-    finite = ["if np.isfinite(bo + bh + bl + bc + bv):", "    fs, f = _fcore(fq, fs, fbuf, fb, bo, bh, bl, bc, bv, False)"]
-    bad = ["else:", "    f = NAN_FEATURES"]
-    store = ["_fstore(fst, fs)"]
-    write, write_step = [], []
+    setup: list[str] = []
+    finite: list[str] = []
+    bad: list[str] = []
     for i, s in enumerate(specs):
         lay = s.layout
         assert s.core is not None and lay is not None
@@ -174,17 +171,53 @@ def _fused_source(specs: tuple[StrategySpec, ...]) -> str:
                   f"e{i} = enabled[{i}]",
                   f"w{i} = weights[{i}]"]
         finite += _vote(i, [f"s{i}, r{i} = _core{i}(q{i}, s{i}, sbuf, b{i}, tsv, bo, bh, bl, bc, bv, f)"])
-        bad.append(f"    r{i} = OFF")
+        bad.append(f"r{i} = OFF")
+    return setup, finite, bad
+
+
+def strategy_names(specs: tuple[StrategySpec, ...]) -> dict[str, Any]:
+    """The globals `strategy_code`'s lines call: each strategy's core and its declared tuple types."""
+    names: dict[str, Any] = {}
+    for i, s in enumerate(specs):
+        if s.core is None or s.layout is None:
+            raise ValueError(f"strategy {s.name!r} has no scalar core: it runs in the custom module")
+        names.update({f"_core{i}": s.core, f"_Q{i}": s.layout.params, f"_S{i}": s.layout.state})
+    return names
+
+
+def combine_line(k: int) -> str:
+    """The combiner over the k votes `r{i}` into `decision` (HOLD when there is no strategy)."""
+    return _combine(_tuple([f"r{i}" for i in range(k)]), k) if k else "decision = HOLD"
+
+
+def _fused_source(specs: tuple[StrategySpec, ...]) -> str:
+    """The fused module's text: the per-bar code is written once and placed in both drivers.
+
+    Placing it textually (not as a chain of inline functions) keeps numba's compile time down: each level
+    of `inline="always"` re-runs the front end on, and copies, everything below it.
+    """
+    k = len(specs)
+    setup = ["if fst.shape[0] != foff[N_BUFFERS] or sst.shape[0] < soff[K]:", _REFUSE,
+             "fq = _fparams(fp)", "fbuf = _data_pointer(fst)", "fb = buffer_offsets(foff)", "sbuf = _data_pointer(sst)",
+             _METHOD, "fs = _fload(fst)"]
+    strategy_setup, votes, bad_votes = strategy_code(specs)
+    setup += strategy_setup
+    finite = ["if np.isfinite(bo + bh + bl + bc + bv):", "    fs, f = _fcore(fq, fs, fbuf, fb, bo, bh, bl, bc, bv, False)",
+              *votes]
+    bad = ["else:", "    f = NAN_FEATURES", *(f"    {line}" for line in bad_votes)]
+    store = ["_fstore(fst, fs)"]
+    write, write_step = [], []
+    for i in range(k):
         store.append(f"store_state(sst, b{i}, s{i})")
         write += [f"acts[row, {i}, 0], acts[row, {i}, 1] = r{i}[0], r{i}[1]",
                   "if whole_votes:",
                   f"    acts[row, {i}, 2], acts[row, {i}, 3] = r{i}[2], r{i}[3]"]
         write_step.append(f"votes[{i}, 0], votes[{i}, 1], votes[{i}, 2], votes[{i}, 3] = r{i}")
-    bar = [*finite, *bad, _combine(_tuple([f"r{i}" for i in range(k)]), k) if k else "decision = HOLD"]
+    bar = [*finite, *bad, combine_line(k)]
     return _FUSED.format(
         names=", ".join(s.name for s in specs) or "none", nan15=", ".join(["NAN"] * fk.N_FEATURES), k=k,
-        setup=_indent(setup, 1), bar_batch=_indent(bar, 2), bar_step=_indent(bar, 1), store=_indent(store, 1),
-        write=_indent(write, 2) if write else "", write_step=_indent(write_step, 1) if write_step else "",
+        setup=indent(setup, 1), bar_batch=indent(bar, 2), bar_step=indent(bar, 1), store=indent(store, 1),
+        write=indent(write, 2) if write else "", write_step=indent(write_step, 1) if write_step else "",
     )
 
 
@@ -203,7 +236,7 @@ def _custom_source(k_fused: int, customs: tuple[StrategySpec, ...]) -> str:
     fused = [f"r{i} = (fv[{i}, 0], fv[{i}, 1], fv[{i}, 2], fv[{i}, 3])" for i in range(k_fused)]
     bar = [*finite, *bad, *fused, f"R = {_tuple([f'r{i}' for i in range(k)])}", _combine("R", k)]
     return _CUSTOM.format(names=", ".join(s.name for s in customs), kf=k_fused, k=k,
-                          setup=_indent(setup, 1), bar_batch=_indent(bar, 2), bar_step=_indent(bar, 1))
+                          setup=indent(setup, 1), bar_batch=indent(bar, 2), bar_step=indent(bar, 1))
 
 
 def _pipeline_dir() -> Path:
@@ -304,7 +337,7 @@ _LOADED: dict[tuple[str, str, tuple[Any, ...]], ModuleType] = {}  # by source an
 _RUNTIME = (fk._core, cb.combine_core)  # what every fused module runs besides the strategies
 
 
-def _load(prefix: str, source: str, kernels: list[Any], names: dict[str, Any]) -> ModuleType:
+def load_module(prefix: str, source: str, kernels: list[Any], names: dict[str, Any]) -> ModuleType:
     """Write, import and cache one generated module, keyed on its source and on everything `kernels` depend on."""
     same = (prefix, source, tuple(kernels))
     if same in _LOADED:  # these very kernel objects: their code cannot have changed in this process
@@ -336,12 +369,7 @@ def _load(prefix: str, source: str, kernels: list[Any], names: dict[str, Any]) -
 
 def pipeline_module(specs: tuple[StrategySpec, ...]) -> ModuleType:
     """The compiled fused module (features, these built-in-style strategies with a core, combiner)."""
-    names: dict[str, Any] = {}
-    for i, s in enumerate(specs):
-        if s.core is None or s.layout is None:
-            raise ValueError(f"strategy {s.name!r} has no scalar core: it runs in the custom module")
-        names.update({f"_core{i}": s.core, f"_Q{i}": s.layout.params, f"_S{i}": s.layout.state})
-    return _load("pipeline", _fused_source(specs), [*(s.core for s in specs), *_RUNTIME], names)
+    return load_module("pipeline", _fused_source(specs), [*(s.core for s in specs), *_RUNTIME], strategy_names(specs))
 
 
 def custom_module(k_fused: int, customs: tuple[StrategySpec, ...]) -> ModuleType:
@@ -351,4 +379,4 @@ def custom_module(k_fused: int, customs: tuple[StrategySpec, ...]) -> ModuleType
     compile takes minutes, stays the cached one of the built-ins.
     """
     names = {f"_step{k_fused + i}": s.step for i, s in enumerate(customs)}
-    return _load("custom", _custom_source(k_fused, customs), [*(s.step for s in customs), cb.combine_core], names)
+    return load_module("custom", _custom_source(k_fused, customs), [*(s.step for s in customs), cb.combine_core], names)
