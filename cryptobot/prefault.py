@@ -38,7 +38,7 @@ if sys.platform.startswith("linux"):
 def _populate(arrays: Sequence[np.ndarray], rows: int) -> None:
     madvise = _madvise
     assert madvise is not None
-    spans = [(a.ctypes.data, a.itemsize) for a in arrays]
+    spans = [(a.ctypes.data, a.strides[0]) for a in arrays]  # bytes per row (C-contiguous arrays)
     for first in range(0, rows, CHUNK_ROWS):
         last = min(rows, first + CHUNK_ROWS)
         for addr, size in spans:
@@ -50,7 +50,8 @@ def _populate(arrays: Sequence[np.ndarray], rows: int) -> None:
 
 @contextmanager
 def populated(arrays: Sequence[np.ndarray]) -> Iterator[None]:
-    """While the body runs a GIL-releasing kernel that fills `arrays` front to back, map their pages meanwhile."""
+    """While the body runs a GIL-releasing kernel that fills `arrays` (C-contiguous, any number of
+    dimensions) row by row from the front, map their pages meanwhile."""
     rows = min((a.shape[0] for a in arrays), default=0)
     if _madvise is None or not arrays or sum(a.nbytes for a in arrays) < MIN_BYTES:
         yield

@@ -24,6 +24,7 @@ from cryptobot.features import FEATURE_ORDER, LAYOUT_DIGEST, check_layout, featu
 from cryptobot.kernels import combiner as cb
 from cryptobot.kernels import features as fk
 from cryptobot.kernels.inputs import frozen
+from cryptobot.prefault import populated
 from cryptobot.strategies.codegen import custom_module, pipeline_module
 from cryptobot.strategies.registry import specs
 
@@ -134,8 +135,10 @@ class Pipeline:
         arrays = [frozen(x) for x in (o, h, lo, c, v)]  # read-only: one compiled signature whoever calls
         ts = frozen(ts, np.int64)
         fused = votes if self.custom is None else np.empty((n, kf, VOTE_WIDTH))
-        self.module.pipeline_batch_into(st.features, self.feature_params, st.strategies, self.strategy_params,
-                                        *self.fused_args, self.combiner_params, ts, *arrays, feats, decisions, fused)
+        with populated([x for x in (feats, decisions, fused) if x.shape[0] == n]):
+            self.module.pipeline_batch_into(st.features, self.feature_params, st.strategies, self.strategy_params,
+                                            *self.fused_args, self.combiner_params, ts, *arrays, feats, decisions,
+                                            fused)
         if self.custom is not None:
             self.custom.custom_batch_into(st.strategies, self.strategy_params, self.state_offsets, self.param_offsets,
                                           self.weights, self.enabled, self.combiner_params, ts, *arrays, feats,
@@ -213,7 +216,7 @@ def compute_signals(ohlcv: pd.DataFrame, config: Config | None = None, timeframe
     for i, name in enumerate(pipe.names):
         data[f"{name}_action"] = res.votes[:, i, 0].astype(np.int8)
         data[f"{name}_confidence"] = res.votes[:, i, 1]
-    frame = pd.DataFrame(data, index=ohlcv.index)
+    frame = pd.DataFrame(data, index=ohlcv.index, copy=False)
     if res.features is not None:
         frame = pd.concat([frame, pd.DataFrame(res.features, index=ohlcv.index, columns=list(FEATURE_ORDER),
                                                copy=False)], axis=1)
