@@ -263,7 +263,10 @@ def test_large_batch_with_pages_mapped_on_another_core_equals_the_plain_kernel()
 
 
 def test_populating_pages_never_changes_their_contents() -> None:
+    """1-D columns and the pipeline's row-major (n, 5) and (n, k, 2) outputs (rows of several floats)."""
     arrays_ = [np.arange(600_000, dtype=np.float64) * k for k in range(1, 4)]
+    arrays_ += [np.arange(3_000_000, dtype=np.float64).reshape(600_000, 5),
+                np.arange(7_200_000, dtype=np.float64).reshape(600_000, 6, 2)]
     copies = [a.copy() for a in arrays_]
     with prefault.populated(arrays_):
         pass
