@@ -163,9 +163,10 @@ def evaluate_general(market: Market, base: Config, combos: list[dict[str, Any]],
 
     The features are computed once per distinct feature configuration; then one compiled loop per
     combination runs the strategies, the combiner, the execution core and the streaming metrics bar by bar
-    (`_general_source`), every state in locals, on a thread per core (the loop releases the GIL). Strategies registered
-    with only an array step kernel have no scalar core to place in that loop: with one of those registered,
-    each combination runs `compute_signals` and `execution_batch` instead (`evaluate_each`, same rows).
+    (`_general_source`), every state in locals, on a thread per core (the loop releases the GIL).
+    Strategies registered with only an array step kernel have no scalar core to place in that loop: with
+    one of those registered, each combination runs `compute_signals` and `execution_batch` instead
+    (`evaluate_each`, same rows).
     """
     configs = [apply(base, params) for params in combos]
     bar_ms = timeframe_to_ms(market.timeframe)

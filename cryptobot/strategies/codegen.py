@@ -155,9 +155,10 @@ def strategy_code(specs: tuple[StrategySpec, ...]) -> tuple[list[str], list[str]
     """The strategies' lines of every generated per-bar loop: (setup, votes on a finite bar, votes on a bad bar).
 
     Setup reads each strategy's parameters (`sp`, `poff`), state (`sst`, `soff`), weight and enabled flag
-    into locals, element by element (a slice is an array view with reference counting: a dozen of them cost
-    more than the live step's whole arithmetic); the vote lines run strategy i's core on the bar and the feature tuple `f` into `r{i}`. The
-    names they call (`_core{i}`, `_Q{i}`, `_S{i}`) come from `strategy_names`.
+    into locals, element by element (a slice is an array view with reference counting: a dozen of them
+    cost more than the live step's whole arithmetic); the vote lines run strategy i's core on the bar and
+    the feature tuple `f` into `r{i}`. The names they call (`_core{i}`, `_Q{i}`, `_S{i}`) come from
+    `strategy_names`.
     """
     setup: list[str] = []
     finite: list[str] = []
