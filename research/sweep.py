@@ -177,11 +177,12 @@ def evaluate_general(market: Market, base: Config, combos: list[dict[str, Any]],
     module = general_module()
     arrays = [frozen(x) for x in (market.o, market.h, market.lo, market.c, market.v)]
     ts = frozen(market.ts, np.int64)
-    features: dict[bytes, np.ndarray] = {}
+    features: dict[bytes, tuple[np.ndarray, ...]] = {}  # the 13 computed columns (close, volume: the inputs)
     for p in pipes:
         if p.feature_params.tobytes() not in features:
-            features[p.feature_params.tobytes()] = fk.features_batch(fk.features_init(p.feature_params),
-                                                                     p.feature_params, *arrays)
+            columns = fk.feature_columns(market.c.shape[0])
+            fk.features_batch_into(fk.features_init(p.feature_params), p.feature_params, *arrays, columns)
+            features[p.feature_params.tobytes()] = columns
 
     def share(start: int, stop: int) -> None:
         for j in range(start, stop):
@@ -256,7 +257,8 @@ K = {k}
 def general_row(feats, ts, o, h, lo, c, v, sst, sp, soff, poff, weights, enabled, cp, ep, est, ev, bars_per_year,
                 blocks, n_metrics, row_out):
     """`row_out`: the metrics and block moments of one combination (its parameters, weights, flags and states)
-    over the bars, from the precomputed features `feats` (n, 15). Releases the GIL: combinations run on threads."""
+    over the bars, from the precomputed feature columns `feats` (`features_batch_into`'s 13; close and volume
+    are the bar's own). Releases the GIL: combinations run on threads."""
     if sst.shape[0] < soff[K] or sp.shape[0] < poff[K]:
         raise ValueError("signal state arrays do not match the layout of these parameters; rebuild them")
     off = ex.check_state(est, ep)
@@ -293,7 +295,8 @@ def _general_source(fused: tuple[StrategySpec, ...]) -> str:
     setup, votes, bad = codegen.strategy_code(fused)
     return _GENERAL.format(
         names=", ".join(s.name for s in fused) or "none", k=len(fused), setup=codegen.indent(setup, 1),
-        features=", ".join(f"feats[row, {i}]" for i in range(fk.N_FEATURES)), votes=codegen.indent(votes, 2),
+        features=", ".join(["bc", "bv", *(f"feats[{i}][row]" for i in range(fk.N_COMPUTED))]),
+        votes=codegen.indent(votes, 2),
         bad=codegen.indent(bad, 3), combine=codegen.combine_line(len(fused)))
 
 

@@ -67,7 +67,8 @@ elif engine == "general":
     arrays = [frozen(x) for x in (m.o, m.h, m.lo, m.c, m.v)]
     fp = feature_params(cfg.features)
     t1 = time.perf_counter()
-    feats = fk.features_batch(fk.features_init(fp), fp, *arrays)
+    feats = fk.feature_columns(len(df))
+    fk.features_batch_into(fk.features_init(fp), fp, *arrays, feats)
     t2 = time.perf_counter()
     pipe = Pipeline.build(cfg, 60_000)
     ep = execution_params(cfg, 60_000)
