@@ -181,7 +181,7 @@ def evaluate_general(market: Market, base: Config, combos: list[dict[str, Any]],
     for p in pipes:
         if p.feature_params.tobytes() not in features:
             columns = fk.feature_columns(market.c.shape[0])
-            fk.features_batch_into(fk.features_init(p.feature_params), p.feature_params, *arrays, columns)
+            fk.features_batch_into(fk.features_init(p.feature_params), p.feature_params, *arrays, columns)  # type: ignore[call-arg]
             features[p.feature_params.tobytes()] = columns
 
     def share(start: int, stop: int) -> None:
