@@ -186,15 +186,21 @@ def evaluate_general(market: Market, base: Config, combos: list[dict[str, Any]],
 
     def share(start: int, stop: int) -> None:
         for j in range(start, stop):
-            p = pipes[j]
-            ep = execution_params(configs[j], bar_ms)
-            module.general_row(features[p.feature_params.tobytes()], ts, *arrays, p.initial_state.copy(),
-                               p.strategy_params, p.state_offsets, p.param_offsets, p.weights, p.enabled,
-                               p.combiner_params, ep, ex.execution_init(ep), np.empty(ex.EV_MAX * ex.EV_WIDTH),
-                               YEAR_MS / bar_ms, blocks, len(METRICS), rows[j])
+            general_row(module, features[pipes[j].feature_params.tobytes()], ts, arrays, pipes[j],
+                        execution_params(configs[j], bar_ms), YEAR_MS / bar_ms, blocks, rows[j])
 
     _on_threads(len(combos), share)
     return rows
+
+
+def general_row(module: ModuleType, features: tuple[np.ndarray, ...], ts: np.ndarray, arrays: list[np.ndarray],
+                pipe: Pipeline, ep: np.ndarray, bars_per_year: float, blocks: int, row: np.ndarray) -> None:
+    """One combination through `general_module`'s loop into `row` (METRICS, then the block moments), from
+    fresh states; `features` are `features_batch_into`'s columns, `arrays` the read-only o, h, l, c, v."""
+    module.general_row(features, ts, *arrays, pipe.initial_state.copy(), pipe.strategy_params, pipe.state_offsets,
+                       pipe.param_offsets, pipe.weights, pipe.enabled, pipe.combiner_params, ep,
+                       ex.execution_init(ep), np.empty(ex.EV_MAX * ex.EV_WIDTH), bars_per_year, blocks, len(METRICS),
+                       row)
 
 
 def evaluate_each(market: Market, configs: list[Config], blocks: int) -> np.ndarray:

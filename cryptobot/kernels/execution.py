@@ -570,8 +570,8 @@ def buffer_offsets(off: np.ndarray) -> Any:
 
 @njit(cache=True, inline="always")
 def check_state(st: np.ndarray, p: np.ndarray) -> Any:
-    """The layout of `p` (`buffer_offsets`); the buffers are reached through a raw pointer, so a state of another size (or a
-    parameter vector of another length) must never get that far."""
+    """The layout of `p` (`buffer_offsets`); the buffers are reached through a raw pointer, so a state of
+    another size (or a parameter vector of another length) must never get that far."""
     if p.shape[0] != N_PARAMS:
         raise ValueError("execution parameter vector does not match the kernel's declaration; rebuild it")
     off = execution_layout(p)

@@ -47,13 +47,11 @@ if engine == "cryptobot":
 elif engine == "general":
     from cryptobot.config import Config
     from cryptobot.execution import execution_params
-    from cryptobot.features import feature_params
-    from cryptobot.kernels import execution as ex
     from cryptobot.kernels import features as fk
     from cryptobot.kernels.inputs import frozen
     from cryptobot.strategies import Pipeline
     from research.stats import METRICS, YEAR_MS
-    from research.sweep import Market, general_module, run_sweep
+    from research.sweep import Market, general_module, general_row, run_sweep
     cfg = Config()
     values = [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5][:fast_n]
     grid = {"strategies.atr_based.sl_atr": values, "strategies.mochipoy_alert.sl_atr": values[:slow_n]}
@@ -72,13 +70,10 @@ elif engine == "general":
     t2 = time.perf_counter()
     pipe = Pipeline.build(cfg, 60_000)
     ep = execution_params(cfg, 60_000)
-    row = np.empty(len(METRICS) + 30)
+    row = np.zeros(len(METRICS) + 30)
     module = general_module()
     t3 = time.perf_counter()
-    module.general_row(feats, frozen(m.ts, np.int64), *arrays, pipe.initial_state.copy(), pipe.strategy_params,
-                       pipe.state_offsets, pipe.param_offsets, pipe.weights, pipe.enabled, pipe.combiner_params, ep,
-                       ex.execution_init(ep), np.empty(ex.EV_MAX * ex.EV_WIDTH), YEAR_MS / 60_000, 10, len(METRICS),
-                       row)
+    general_row(module, feats, frozen(m.ts, np.int64), arrays, pipe, ep, YEAR_MS / 60_000, 10, row)
     t4 = time.perf_counter()
     print(json.dumps({"combos": combos, "seconds": elapsed, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "features_s": t2 - t1, "combination_s": t4 - t3}))
