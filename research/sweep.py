@@ -279,6 +279,7 @@ def general_row(feats, ts, o, h, lo, c, v, sst, sp, soff, poff, weights, enabled
     block_s1 = row_out[n_metrics + blocks : n_metrics + 2 * blocks]
     block_s2 = row_out[n_metrics + 2 * blocks :]
     pn, p1, p2 = _data_pointer(block_n), _data_pointer(block_s1), _data_pointer(block_s2)  # b0.. are strategies'
+    {columns} = feats  # unpacked once: taking an array out of the tuple every bar is reference-counted
     n = c.shape[0]
     m = metrics_start(q.init_cash, n, blocks)
     t = (0.0, 0.0, 0.0, 0.0)
@@ -301,7 +302,8 @@ def _general_source(fused: tuple[StrategySpec, ...]) -> str:
     setup, votes, bad = codegen.strategy_code(fused)
     return _GENERAL.format(
         names=", ".join(s.name for s in fused) or "none", k=len(fused), setup=codegen.indent(setup, 1),
-        features=", ".join(["bc", "bv", *(f"feats[{i}][row]" for i in range(fk.N_COMPUTED))]),
+        columns=", ".join(f"x{i}" for i in range(fk.N_COMPUTED)),
+        features=", ".join(["bc", "bv", *(f"x{i}[row]" for i in range(fk.N_COMPUTED))]),
         votes=codegen.indent(votes, 2),
         bad=codegen.indent(bad, 3), combine=codegen.combine_line(len(fused)))
 
