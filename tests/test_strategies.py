@@ -24,6 +24,7 @@ from cryptobot.strategies import (
     registered,
     unregister_strategy,
 )
+from cryptobot.strategies.registry import specs
 from tests.test_features import ohlcv_series
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -622,7 +623,7 @@ def test_batch_continues_from_a_saved_state_bit_for_bit(path: Path) -> None:
         tail = pipe.batch(ts[cut:], *(c[cut:] for c in cols), features=True, state=restored)
         for a, b, c in ((full.decisions, head.decisions, tail.decisions), (full.votes, head.votes, tail.votes),
                         (full.features, head.features, tail.features)):
-            assert np.array_equal(a, np.concatenate([b, c]), equal_nan=True), cut
+            assert np.array_equal(a, np.concatenate([b, c], axis=-1), equal_nan=True), cut
         stepped = pipe.new_state()
         for i in range(cut):
             pipe.step(stepped, int(ts[i]), *(c[i] for c in cols))
@@ -674,3 +675,28 @@ def test_custom_strategy_declared_by_name_gives_the_same_signals_as_the_position
     assert np.array_equal(declared, positional) and (declared[101:] == 1).all()
     with pytest.raises(ValueError, match="declares parameters"):
         register_strategy("test_declared", declared_long_after, layout=DECLARED, state_size=1, warmup=30)
+
+
+FEATURE_FREE = [s.name for s in specs() if s.layout is not None and not s.layout.reads_features]
+
+
+@pytest.mark.parametrize("name", FEATURE_FREE)
+def test_a_strategy_declared_feature_free_decides_the_same_without_the_features(name: str) -> None:
+    """A fresh batch of strategies that all declare `reads_features=False` skips the feature core: every
+    decision and vote must be what the same batch gives with the features computed."""
+    df = read_csv(SHIPPED[1]).iloc[:20_000]
+    tf = SHIPPED[1].name.split("_")[2]
+    cfg = Config.model_validate({"strategies": {s.name: {"enabled": s.name == name} for s in specs()}})
+    pipe = Pipeline.build(cfg, fk_ms(tf))
+    assert not pipe.reads_features
+    cols = [df[k].to_numpy() for k in ("open", "high", "low", "close", "volume")]
+    ts = timestamps_ms(df)
+    skipped, computed = pipe.batch(ts, *cols), pipe.batch(ts, *cols, features=True)
+    assert (skipped.decisions[0] != 0).sum() > 10  # it trades: the comparison is not of two empty columns
+    assert np.array_equal(skipped.decisions, computed.decisions, equal_nan=True)
+    assert np.array_equal(skipped.votes, computed.votes, equal_nan=True)
+
+
+def test_a_strategy_reading_features_makes_the_batch_compute_them() -> None:
+    assert FEATURE_FREE == ["ema_cross"]
+    assert Pipeline.build(Config(), 60_000).reads_features  # the seed strategies read them

@@ -75,6 +75,7 @@ class Layout(NamedTuple):
     meanings: tuple[str, ...]  # of the scalar state values
     n_params: int
     n_state: int
+    reads_features: bool = True  # False: the core never reads the feature tuple (`Pipeline` may skip the features)
 
     def state_size(self, p: np.ndarray) -> int:
         """Scalars, then each ring buffer of width × (int(p[length parameter]) + extra) floats."""
@@ -118,12 +119,15 @@ def declare(
     params: tuple[str | tuple[str, float], ...],
     state: tuple[str | tuple[str, float] | tuple[str, float, str], ...] = (),
     buffers: tuple[tuple[str, str, int, int] | tuple[str, str, int, int, str], ...] = (),
+    reads_features: bool = True,
 ) -> Layout:
     """Declare a strategy's parameters, scalar state and ring buffers by name, once.
 
     `params`: names (built-ins: the `strategies.<name>` config field of that name) or `(name, default)`.
     `state`: names (initial 0.0) or `(name, initial[, meaning])`. `buffers`: `(name, length parameter,
-    extra slots, floats per slot[, meaning])`, laid out after the scalars in this order. The returned
+    extra slots, floats per slot[, meaning])`, laid out after the scalars in this order. `reads_features=False`
+    promises the kernel never reads the 15 features, so a backtest of only such strategies skips computing
+    them (a test runs every built-in that says so both ways and compares). The returned
     `Layout.P` / `Layout.S` are the index tuples a kernel reads its arrays with (`p[P.fast]`, `st[S.prev]`).
     """
     pnames = [p if isinstance(p, str) else p[0] for p in params]
@@ -146,7 +150,7 @@ def declare(
     p_idx = named(f"{camel}P", [(n, int) for n in pnames])(*range(len(pnames)))
     s_idx = named(f"{camel}S", [(n, int) for n in snames])(*range(len(snames)))
     return Layout(name, param_t, state_t, p_idx, s_idx, defaults, tuple(r[1] for r in rows), bufs,
-                  tuple(r[2] for r in rows), len(pnames), len(snames))
+                  tuple(r[2] for r in rows), len(pnames), len(snames), reads_features)
 
 
 # ------------------------------------------------------------------------------------------ votes
@@ -749,6 +753,7 @@ EMA_CROSS = declare(
            ("fast_ema", 0.0, "fast EMA value"), ("slow_seen", 0.0, "slow EMA: closes seen"),
            ("slow_sum", 0.0, "slow EMA: seed sum"), ("slow_ema", 0.0, "slow EMA value"),
            ("prev_diff", 0.0, "previous fast − slow")),
+    reads_features=False,  # its EMAs are its own state: periods apart from the feature set's
 )
 EmaCrossParams, EmaCrossState = EMA_CROSS.params, EMA_CROSS.state
 EC_P, EC_S = EMA_CROSS.P, EMA_CROSS.S

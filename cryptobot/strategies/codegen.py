@@ -51,22 +51,25 @@ K = {k}
 
 
 @njit(cache=True, nogil=True)
-def pipeline_batch_into(fst, fp, sst, sp, soff, poff, weights, enabled, cp, ts, o, h, lo, c, v, feats, outs, acts):
-    """Rows of `outs` (n, 5), `acts` (n, K, 2: action, confidence; or 4: the whole vote) and, if it has n rows,
-    `feats` (n, 15). Every state is a local over the whole history. Releases the GIL (`cryptobot.prefault`)."""
+def pipeline_batch_into(fst, fp, sst, sp, soff, poff, weights, enabled, cp, need_features, ts, o, h, lo, c, v,
+                        feats, outs, acts):
+    """Columns of `outs` (5, n), `acts` (K, 2: action, confidence; or 4: the whole vote, n) and, if it has n
+    columns, `feats` (15, n): one contiguous row per output column. Every state is a local over the whole
+    history. `need_features` False skips the feature core (its state is then left behind: only for a state
+    nobody reads afterwards, when no enabled strategy reads the features). Releases the GIL."""
     foff = feature_layout(fp)
 {setup}
     n = c.shape[0]
-    with_features = feats.shape[0] == n
-    whole_votes = acts.shape[2] == 4
+    with_features = feats.shape[1] == n
+    whole_votes = acts.shape[1] == 4
     for row in range(n):
         tsv, bo, bh, bl, bc, bv = ts[row], o[row], h[row], lo[row], c[row], v[row]
 {bar_batch}
-        outs[row, 0], outs[row, 1], outs[row, 2], outs[row, 3], outs[row, 4] = decision
+        outs[0, row], outs[1, row], outs[2, row], outs[3, row], outs[4, row] = decision
 {write}
         if with_features:
             for j in range(N_FEATURES):
-                feats[row, j] = f[j]
+                feats[j, row] = f[j]
 {store}
 
 
@@ -74,6 +77,7 @@ def pipeline_batch_into(fst, fp, sst, sp, soff, poff, weights, enabled, cp, ts, 
 def pipeline_step(fst, fp, foff, sst, sp, soff, poff, weights, enabled, cp, ts, bar, feat, votes, out):
     """One closed bar: the 15 features into `feat`, the votes into `votes[:K]`, the decision into `out`."""
 {setup}
+    need_features = True
     tsv, bo, bh, bl, bc, bv = ts, bar[0], bar[1], bar[2], bar[3], bar[4]
 {bar_step}
 {store}
@@ -97,22 +101,28 @@ K = {k}
 
 @njit(cache=True)
 def custom_batch_into(sst, sp, soff, poff, weights, enabled, cp, ts, o, h, lo, c, v, feats, fused, outs, acts):
-    """After the fused pass: the custom strategies on each row of `feats`, then the decision over every vote
-    (the fused strategies' from `fused` (n, KF, 4)) into `outs` (n, 5) and `acts` (n, K, 2)."""
+    """After the fused pass: the custom strategies on each bar's features (column `row` of `feats` (15, n)),
+    then the decision over every vote (the fused strategies' from `fused` (KF, 4, n)) into `outs` (5, n) and
+    `acts` (K, 2, n)."""
     votes = np.empty((K, 4))
 {setup}
     bar_a = np.empty(5)
+    feat_a = np.empty(feats.shape[0])
+    fv = np.empty((KF, 4))
     n = c.shape[0]
     for row in range(n):
         tsv, bo, bh, bl, bc, bv = ts[row], o[row], h[row], lo[row], c[row], v[row]
         bar_a[0], bar_a[1], bar_a[2], bar_a[3], bar_a[4] = bo, bh, bl, bc, bv
-        feat_a = feats[row]
-        fv = fused[row]
+        for j in range(feat_a.shape[0]):
+            feat_a[j] = feats[j, row]
+        for i in range(KF):
+            for j in range(4):
+                fv[i, j] = fused[i, j, row]
 {bar_batch}
-        outs[row, 0], outs[row, 1], outs[row, 2], outs[row, 3], outs[row, 4] = decision
+        outs[0, row], outs[1, row], outs[2, row], outs[3, row], outs[4, row] = decision
         for i in range(K):
-            acts[row, i, 0] = R[i][0]
-            acts[row, i, 1] = R[i][1]
+            acts[i, 0, row] = R[i][0]
+            acts[i, 1, row] = R[i][1]
 
 
 @njit(cache=True)
@@ -208,16 +218,17 @@ def _fused_source(specs: tuple[StrategySpec, ...]) -> str:
              f"fs = FeatureState({', '.join(f'fbuf[{j}]' for j in range(fk.N_STATE))})", _METHOD]
     strategy_setup, votes, bad_votes = strategy_code(specs)
     setup += strategy_setup
-    finite = ["if np.isfinite(bo + bh + bl + bc + bv):", "    fs, f = _fcore(fq, fs, fbuf, fb, bo, bh, bl, bc, bv, False)",
+    finite = ["if np.isfinite(bo + bh + bl + bc + bv):", "    if need_features:",
+              "        fs, f = _fcore(fq, fs, fbuf, fb, bo, bh, bl, bc, bv, False)", "    else:", "        f = NAN_FEATURES",
               *votes]
     bad = ["else:", "    f = NAN_FEATURES", *(f"    {line}" for line in bad_votes)]
     store = ["_fstore(fbuf, fs)"]  # through the raw pointers: an array into an inlined store is refcounted
     write, write_step = [], []
     for i in range(k):
         store.append(f"store_state(sbuf, b{i}, s{i})")
-        write += [f"acts[row, {i}, 0], acts[row, {i}, 1] = r{i}[0], r{i}[1]",
+        write += [f"acts[{i}, 0, row], acts[{i}, 1, row] = r{i}[0], r{i}[1]",
                   "if whole_votes:",
-                  f"    acts[row, {i}, 2], acts[row, {i}, 3] = r{i}[2], r{i}[3]"]
+                  f"    acts[{i}, 2, row], acts[{i}, 3, row] = r{i}[2], r{i}[3]"]
         write_step.append(f"votes[{i}, 0], votes[{i}, 1], votes[{i}, 2], votes[{i}, 3] = r{i}")
     bar = [*finite, *bad, combine_line(k)]
     return _FUSED.format(

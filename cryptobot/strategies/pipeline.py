@@ -46,11 +46,14 @@ class PipelineState:
 
 @dataclass(frozen=True)
 class SignalArrays:
-    """`Pipeline.batch` output: per bar the decision, each strategy's vote and (on request) the features."""
+    """`Pipeline.batch` output: per bar the decision, each strategy's vote and (on request) the features.
 
-    decisions: np.ndarray  # (n, N_OUT): action, confidence, stop-loss, take-profit, voters
-    votes: np.ndarray  # (n, strategies, 2): action, confidence
-    features: np.ndarray | None  # (n, 15) in FEATURE_ORDER
+    Column-major (one contiguous row per output column, bars along the last axis), so a frame wraps each
+    column without copying it."""
+
+    decisions: np.ndarray  # (N_OUT, n): action, confidence, stop-loss, take-profit, voters
+    votes: np.ndarray  # (strategies, 2, n): action, confidence
+    features: np.ndarray | None  # (15, n) in FEATURE_ORDER
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class Pipeline:
     combiner_params: np.ndarray  # method, min_conflict_threshold, min_score (`cryptobot.kernels.combiner`)
     warmup: int  # bars before every enabled strategy can signal
     base_ms: int
+    reads_features: bool  # an enabled strategy reads the 15 features (else a fresh batch need not compute them)
     layout: str  # digest of the strategies' declared layouts (saved with every signal state)
     fused_args: tuple[np.ndarray, ...] = field(init=False, repr=False)  # offsets, weights, enabled of names[:n_fused]
 
@@ -104,6 +108,8 @@ class Pipeline:
             combiner_params=np.array([method, comb.min_conflict_threshold, comb.min_score], dtype=np.float64),
             warmup=max(warm, default=0),
             base_ms=base_ms,
+            reads_features=bool(customs) or any(s.layout is None or s.layout.reads_features
+                                                for s, on in zip(registered, enabled, strict=True) if on),
             layout=hashlib.sha256(shapes.encode()).hexdigest()[:16],
         )
 
@@ -125,20 +131,26 @@ class Pipeline:
 
     def batch(self, ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
               *, features: bool = False, state: PipelineState | None = None) -> SignalArrays:
-        """All bars in one compiled pass, from `state` (advanced in place) or a fresh one; outputs allocated here."""
+        """All bars in one compiled pass, from `state` (advanced in place) or a fresh one; outputs allocated here.
+
+        The features are computed when asked for, when an enabled strategy reads them, or when `state` is
+        passed (it must come out complete, e.g. for the live bot); otherwise a fresh state's feature core is
+        skipped, which changes no decision."""
+        need_features = features or self.reads_features or state is not None
         st = state or self.new_state()
         n = c.shape[0]
         k, kf = len(self.names), self.n_fused
-        decisions = np.empty((n, cb.N_OUT))
-        votes = np.empty((n, k, 2))
-        feats = np.empty((n if features or self.custom else 0, fk.N_FEATURES))
+        decisions = np.empty((cb.N_OUT, n))
+        votes = np.empty((k, 2, n))
+        feats = np.empty((fk.N_FEATURES, n if features or self.custom else 0))
         arrays = [frozen(x) for x in (o, h, lo, c, v)]  # read-only: one compiled signature whoever calls
         ts = frozen(ts, np.int64)
-        fused = votes if self.custom is None else np.empty((n, kf, VOTE_WIDTH))
-        with populated([x for x in (feats, decisions, fused) if x.shape[0] == n]):
+        fused = votes if self.custom is None else np.empty((kf, VOTE_WIDTH, n))
+        columns = [col for x in (feats, decisions, fused) if x.shape[-1] == n for col in x.reshape(-1, n)]
+        with populated(columns):
             self.module.pipeline_batch_into(st.features, self.feature_params, st.strategies, self.strategy_params,
-                                            *self.fused_args, self.combiner_params, ts, *arrays, feats, decisions,
-                                            fused)
+                                            *self.fused_args, self.combiner_params, need_features, ts, *arrays,
+                                            feats, decisions, fused)
         if self.custom is not None:
             self.custom.custom_batch_into(st.strategies, self.strategy_params, self.state_offsets, self.param_offsets,
                                           self.weights, self.enabled, self.combiner_params, ts, *arrays, feats,
@@ -207,20 +219,18 @@ def compute_signals(ohlcv: pd.DataFrame, config: Config | None = None, timeframe
     res = pipe.batch(ts, *ohlcv_arrays(ohlcv), features=with_features)
     out = res.decisions
     data: dict[str, Any] = {
-        "action": out[:, cb.OUT_ACTION].astype(np.int8),
-        "confidence": out[:, cb.OUT_CONF],
-        "stop_loss": out[:, cb.OUT_SL],
-        "take_profit": out[:, cb.OUT_TP],
-        "voters": out[:, cb.OUT_VOTERS].astype(np.int64),
+        "action": out[cb.OUT_ACTION].astype(np.int8),
+        "confidence": out[cb.OUT_CONF],
+        "stop_loss": out[cb.OUT_SL],
+        "take_profit": out[cb.OUT_TP],
+        "voters": out[cb.OUT_VOTERS].astype(np.int64),
     }
     for i, name in enumerate(pipe.names):
-        data[f"{name}_action"] = res.votes[:, i, 0].astype(np.int8)
-        data[f"{name}_confidence"] = res.votes[:, i, 1]
-    frame = pd.DataFrame(data, index=ohlcv.index, copy=False)
+        data[f"{name}_action"] = res.votes[i, 0].astype(np.int8)
+        data[f"{name}_confidence"] = res.votes[i, 1]
     if res.features is not None:
-        frame = pd.concat([frame, pd.DataFrame(res.features, index=ohlcv.index, columns=list(FEATURE_ORDER),
-                                               copy=False)], axis=1)
-    return frame
+        data.update(zip(FEATURE_ORDER, res.features, strict=True))
+    return pd.DataFrame(data, index=ohlcv.index, copy=False)
 
 
 @dataclass
