@@ -152,19 +152,59 @@ def orders_frame(events: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
     })
 
 
+SIGNIFICANT = 10  # digits a number keeps in the fingerprint: last-bit differences between machines do not count
+FINGERPRINT_NUMBERS = ("size", "entry_price", "exit_price", "fees", "interest", "pnl")
+_TEN = np.array([float(10**j) for j in range(300)])  # correctly rounded powers of ten: the same on every machine
+_NONFINITE_EXPONENT = {"nan": 1000, "inf": 1001, "-inf": 1002}
+_TRADE_RECORD = np.dtype([("entry_ms", "<i8"), ("exit_ms", "<i8"), ("side", "i1"), ("reason", "<i2"),
+                          *((f"{c}_mantissa", "<i8") for c in FINGERPRINT_NUMBERS),
+                          *((f"{c}_exponent", "<i2") for c in FINGERPRINT_NUMBERS)])
+
+
+def significant_digits(x: np.ndarray, digits: int = SIGNIFICANT) -> tuple[np.ndarray, np.ndarray]:
+    """Each value rounded to `digits` significant digits, as integers (mantissa, exponent):
+    x ≈ mantissa × 10**(exponent − digits + 1) with |mantissa| in [10**(digits − 1), 10**digits), half to even.
+
+    The pair is canonical: `log10` only guesses the exponent and the guess is corrected until the mantissa is in
+    range, so only IEEE multiplication, division and rounding — identical on every machine — decide it.
+    0 is (0, 0); NaN, +inf and −inf are (0, 1000), (0, 1001), (0, 1002).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    mantissa = np.zeros(x.shape, dtype=np.int64)
+    exponent = np.zeros(x.shape, dtype=np.int64)
+    for name, value in _NONFINITE_EXPONENT.items():
+        exponent[np.isnan(x) if name == "nan" else x == float(name)] = value
+    at = np.flatnonzero(np.isfinite(x) & (x != 0.0))
+    v = x[at]
+    e = np.floor(np.log10(np.abs(v))).astype(np.int64)
+    low, high = 10.0 ** (digits - 1), 10.0**digits
+    for _ in range(4):
+        k = digits - 1 - e  # scale by 10**k; beyond 10**299 in two steps (subnormals)
+        up, down = np.clip(k, 0, 299), np.clip(-k, 0, 299)
+        m = np.rint(v * _TEN[up] * _TEN[np.clip(k - up, 0, 299)] / _TEN[down])
+        step = (np.abs(m) >= high).astype(np.int64) - (np.abs(m) < low)
+        if not step.any():
+            break
+        e = e + step
+    else:
+        raise AssertionError("significant_digits did not converge")
+    mantissa[at], exponent[at] = m.astype(np.int64), e
+    return mantissa, exponent
+
+
 def fingerprint(trades: pd.DataFrame) -> str:
-    """sha256 over every trade (times, side, size, prices, P&L, reason), numbers at 10 significant digits
-    so the hash is stable across machines while any real change in a fill moves it."""
-    digest = hashlib.sha256()
-    times = [pd.DatetimeIndex(trades[c]).as_unit("ms").asi8.tolist() for c in ("entry_time", "exit_time")]
-    numbers = [trades[c].to_numpy(np.float64).tolist() for c in ("size", "entry_price", "exit_price", "fees",
-                                                                   "interest", "pnl")]
-    for entry, exit_, side, size, entry_price, exit_price, fees, interest, pnl, reason in zip(
-        *times, trades["side"].tolist(), *numbers, trades["exit_reason"].tolist(), strict=True
-    ):
-        line = (
-            f"{entry}|{exit_}|{side}|{size:.10g}|{entry_price:.10g}|{exit_price:.10g}|{fees:.10g}|{interest:.10g}|"
-            f"{pnl:.10g}|{reason}\n"
-        )
-        digest.update(line.encode())
+    """sha256 over every trade: entry and exit time (ms), side, exit reason, and size, prices, fees, interest
+    and P&L at 10 significant digits (`significant_digits`), so the hash is stable across machines while any
+    real change in a fill moves it. One fixed little-endian record per trade (`_TRADE_RECORD`), the reasons
+    by name in a header, hashed in one call."""
+    records = np.zeros(len(trades), dtype=_TRADE_RECORD)
+    records["entry_ms"] = pd.DatetimeIndex(trades["entry_time"]).as_unit("ms").asi8
+    records["exit_ms"] = pd.DatetimeIndex(trades["exit_time"]).as_unit("ms").asi8
+    records["side"] = np.where(trades["side"].eq("long").to_numpy(bool), 1, -1)
+    codes, reasons = pd.factorize(trades["exit_reason"])
+    records["reason"] = codes
+    for c in FINGERPRINT_NUMBERS:
+        records[f"{c}_mantissa"], records[f"{c}_exponent"] = significant_digits(trades[c].to_numpy(np.float64))
+    digest = hashlib.sha256(("cryptobot trades v2\n" + "|".join(map(str, reasons)) + "\n").encode())
+    digest.update(records.tobytes())
     return digest.hexdigest()

@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cryptobot.config import Config
 from cryptobot.data import DataValidationError, read_csv
+from cryptobot.execution import fingerprint, significant_digits
 from cryptobot.jsonio import strict_loads
 from research.backtest import run
 from tests.conftest import shipped_files
@@ -77,6 +81,44 @@ def test_fingerprint_moves_when_a_fill_changes(result_15m: object) -> None:
     df = read_csv(ROOT / "data/sample/bitbank_BTC-JPY_15m_2018.csv.gz")
     other = Config.model_validate({"costs": {"slippage_bps": 3.0}})
     assert run(df, other).fingerprint != result_15m.fingerprint  # type: ignore[attr-defined]
+
+
+def test_fingerprint_ignores_last_bit_noise_and_sees_any_real_change(result_15m: object) -> None:
+    """The numbers enter at 10 significant digits: a one-ulp difference (another machine's FMA or libm) keeps
+    the hash; a change in the 9th digit of one P&L, or one exit reason, moves it."""
+    trades = result_15m.trades  # type: ignore[attr-defined]
+    base = fingerprint(trades)
+    assert base == result_15m.fingerprint  # type: ignore[attr-defined]
+    noisy = trades.copy()
+    for c in ("size", "entry_price", "exit_price", "fees", "pnl"):
+        noisy[c] = np.nextafter(noisy[c].to_numpy(), np.inf)
+    assert fingerprint(noisy) == base
+    moved = trades.copy()
+    moved.loc[moved.index[100], "pnl"] *= 1 + 3e-9
+    assert fingerprint(moved) != base
+    other = trades.copy()
+    other.loc[other.index[5], "exit_reason"] = "take_profit" if other["exit_reason"].iloc[5] != "take_profit" else "stop_loss"
+    assert fingerprint(other) != base
+    assert fingerprint(trades.iloc[:0]) != fingerprint(trades.iloc[:1])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: x != 0.0))
+def test_significant_digits_is_the_decimal_rounding(x: float) -> None:
+    """Against Python's exact decimal arithmetic: mantissa = round-half-even(x × 10^(9 − exponent)) with the
+    mantissa in [10^9, 10^10); only a value within a millionth of a tie may round the other way (scaling in
+    floating point rounds once before `rint`)."""
+    (m,), (e,) = significant_digits(np.array([x]))
+    assert 10**9 <= abs(int(m)) < 10**10
+    exact = Decimal(x).scaleb(9 - int(e))
+    if int(exact.to_integral_value(ROUND_HALF_EVEN)) != int(m):
+        assert abs(abs(exact - exact.to_integral_value(ROUND_FLOOR)) - Decimal("0.5")) < Decimal("1e-6")
+
+
+def test_significant_digits_of_special_values() -> None:
+    m, e = significant_digits(np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 9.99999999996, 1000.0, -2.5e-7]))
+    assert m.tolist() == [0, 0, 0, 0, 0, 1_000_000_000, 1_000_000_000, -2_500_000_000]
+    assert e.tolist() == [0, 0, 1000, 1001, 1002, 1, 3, -7]
 
 
 def test_bad_input_is_refused_with_the_validation_message() -> None:
