@@ -101,9 +101,10 @@ def compute_stats(equity: pd.Series, trades: pd.DataFrame, skipped: pd.DataFrame
     pnl = trades["pnl"].to_numpy(np.float64)
     m = metrics(eq, init, pnl, YEAR_MS / bar_ms)
     held = (trades["exit_bar"] - trades["entry_bar"] + 1).to_numpy() if len(trades) else np.zeros(0)
-    in_market = np.zeros(len(eq), dtype=bool)
-    for a, b in zip(trades["entry_bar"].to_numpy(), trades["exit_bar"].to_numpy(), strict=True):
-        in_market[a : b + 1] = True
+    # bars inside some trade, entry to exit bar inclusive: +1 at each entry, −1 after each exit, running sum > 0
+    entries = np.bincount(trades["entry_bar"].to_numpy(np.int64), minlength=len(eq) + 1)
+    exits = np.bincount(trades["exit_bar"].to_numpy(np.int64) + 1, minlength=len(eq) + 1)
+    in_market = np.cumsum(entries - exits)[: len(eq)] > 0
     per_strategy: dict[str, dict[str, float]] = {}
     voters = trades["voters"].to_numpy(np.int64) if len(trades) else np.zeros(0, dtype=np.int64)
     for i, name in enumerate(registered()):
@@ -113,11 +114,11 @@ def compute_stats(equity: pd.Series, trades: pd.DataFrame, skipped: pd.DataFrame
             "trades": n,
             "pnl": float(pnl[mask].sum()),
             "win_rate": float((pnl[mask] > 0).mean()) if n else 0.0,
-            "signals": int((signals[f"{name}_action"] != 0).sum()),
+            "signals": int(np.count_nonzero(signals[f"{name}_action"].to_numpy())),
         }
     exit_reasons = trades["exit_reason"].value_counts().to_dict() if len(trades) else {}
     skip_reasons = skipped["reason"].value_counts().to_dict() if len(skipped) else {}
-    total_signals = int((signals["action"] != 0).sum())
+    total_signals = int(np.count_nonzero(signals["action"].to_numpy()))
     stats: dict[str, Any] = {
         "currency": quote,
         **{k: m[k] for k in ("total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown")},

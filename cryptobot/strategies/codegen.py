@@ -54,7 +54,8 @@ K = {k}
 def pipeline_batch_into(fst, fp, sst, sp, soff, poff, weights, enabled, cp, need_features, ts, o, h, lo, c, v,
                         feats, outs, acts):
     """Columns of `outs` (5, n), `acts` (K, 2: action, confidence; or 4: the whole vote, n) and, if it has n
-    columns, `feats` (15, n): one contiguous row per output column. Every state is a local over the whole
+    columns, `feats` (15, n): one contiguous row per output column. With 2 vote columns, a disabled
+    strategy's are not written: `acts` comes zeroed (its OFF vote is 0, 0). Every state is a local over the whole
     history. `need_features` False skips the feature core (its state is then left behind: only for a state
     nobody reads afterwards, when no enabled strategy reads the features). Releases the GIL."""
     foff = feature_layout(fp)
@@ -226,9 +227,10 @@ def _fused_source(specs: tuple[StrategySpec, ...]) -> str:
     write, write_step = [], []
     for i in range(k):
         store.append(f"store_state(sbuf, b{i}, s{i})")
-        write += [f"acts[{i}, 0, row], acts[{i}, 1, row] = r{i}[0], r{i}[1]",
-                  "if whole_votes:",
-                  f"    acts[{i}, 2, row], acts[{i}, 3, row] = r{i}[2], r{i}[3]"]
+        write += [f"if e{i} or whole_votes:",  # a disabled strategy's (0, 0) is left to the zeroed output
+                  f"    acts[{i}, 0, row], acts[{i}, 1, row] = r{i}[0], r{i}[1]",
+                  "    if whole_votes:",
+                  f"        acts[{i}, 2, row], acts[{i}, 3, row] = r{i}[2], r{i}[3]"]
         write_step.append(f"votes[{i}, 0], votes[{i}, 1], votes[{i}, 2], votes[{i}, 3] = r{i}")
     bar = [*finite, *bad, combine_line(k)]
     return _FUSED.format(

@@ -141,12 +141,13 @@ class Pipeline:
         n = c.shape[0]
         k, kf = len(self.names), self.n_fused
         decisions = np.empty((cb.N_OUT, n))
-        votes = np.empty((k, 2, n))
+        votes = np.zeros((k, 2, n))  # a disabled strategy's columns stay these zeros: pages never touched
         feats = np.empty((fk.N_FEATURES, n if features or self.custom else 0))
         arrays = [frozen(x) for x in (o, h, lo, c, v)]  # read-only: one compiled signature whoever calls
         ts = frozen(ts, np.int64)
         fused = votes if self.custom is None else np.empty((kf, VOTE_WIDTH, n))
-        columns = [col for x in (feats, decisions, fused) if x.shape[-1] == n for col in x.reshape(-1, n)]
+        written = list(fused) if self.custom is not None else [votes[i] for i in np.flatnonzero(self.enabled)]
+        columns = [col for x in (feats, decisions, *written) if x.shape[-1] == n for col in x.reshape(-1, n)]
         with populated(columns):
             self.module.pipeline_batch_into(st.features, self.feature_params, st.strategies, self.strategy_params,
                                             *self.fused_args, self.combiner_params, need_features, ts, *arrays,
@@ -225,8 +226,8 @@ def compute_signals(ohlcv: pd.DataFrame, config: Config | None = None, timeframe
         "take_profit": out[cb.OUT_TP],
         "voters": out[cb.OUT_VOTERS].astype(np.int64),
     }
-    for i, name in enumerate(pipe.names):
-        data[f"{name}_action"] = res.votes[i, 0].astype(np.int8)
+    for i, name in enumerate(pipe.names):  # a disabled strategy's zero columns are not read (never mapped)
+        data[f"{name}_action"] = res.votes[i, 0].astype(np.int8) if pipe.enabled[i] else np.zeros(len(ts), np.int8)
         data[f"{name}_confidence"] = res.votes[i, 1]
     if res.features is not None:
         data.update(zip(FEATURE_ORDER, res.features, strict=True))
