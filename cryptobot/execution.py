@@ -14,6 +14,7 @@ from enum import IntEnum
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from cryptobot.config import Config
 from cryptobot.features import layout_digest, require_layout
@@ -84,28 +85,49 @@ def reason_names(codes: np.ndarray) -> np.ndarray:
     return _REASON_LOOKUP[np.asarray(codes).astype(np.int64)]
 
 
-def _names(voters: np.ndarray) -> np.ndarray:
+def _labels(codes: np.ndarray, names: list[str]) -> pd.api.extensions.ExtensionArray:
+    """`names[code]` per row as a pandas string column, decoded by Arrow (from Python strings: 4x the time)."""
+    dictionary = pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)),
+                                                pa.array(names, type=pa.large_string()))
+    return pd.array(dictionary.dictionary_decode(), dtype="str")
+
+
+def _reasons(codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    return _labels(np.asarray(codes).astype(np.int64), _REASON_LOOKUP.tolist())
+
+
+def _sides(side: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    return _labels((side < 0).astype(np.int32), ["long", "short"])
+
+
+def _names(voters: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """Voter bitmasks → "name+name" over `registered()`."""
     strategies = registered()
     codes, inverse = np.unique(voters, return_inverse=True)
-    names = np.array(["+".join(name for i, name in enumerate(strategies) if int(v) >> i & 1) for v in codes.tolist()],
-                     dtype=object)
-    return names[inverse.reshape(-1)] if len(voters) else np.empty(0, dtype=object)
+    names = ["+".join(name for i, name in enumerate(strategies) if int(v) >> i & 1) for v in codes.tolist()]
+    return _labels(inverse.reshape(-1), names)
+
+
+def _of_kind(ev: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The records where `mask`, copied as rows of floats (indexing records field by field is ~10x slower)."""
+    rows = np.ascontiguousarray(ev).view(np.float64).reshape(-1, ex.EV_WIDTH)[mask]
+    return rows.view(ex.EVENT_DTYPE).reshape(-1)
 
 
 def trades_frame(events: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
     """Closed trades (one row per exit event), in the columns of the backtest's `trades.csv`; `entry_reason`
     is `signal`, or `capped_by_capital` when a fixed size was cut to equity × leverage."""
     ev = event_records(events)
-    exits = ev[ev["kind"] == ex.KIND.exit]
-    entries = ev[ev["kind"] == ex.KIND.entry]
+    exits = _of_kind(ev, ev["kind"] == ex.KIND.exit)
+    entries = _of_kind(ev, ev["kind"] == ex.KIND.entry)
     entry_bar = exits["entry_bar"].astype(np.int64)
     exit_bar = exits["bar"].astype(np.int64)
     voters = exits["voters"].astype(np.int64)
-    opened = entries[np.searchsorted(entries["bar"], entry_bar)]  # one entry per bar, in bar order
+    opened = _of_kind(entries, np.searchsorted(entries["bar"].copy(), entry_bar))  # one entry per bar, in order
     return pd.DataFrame({
         "entry_time": index[entry_bar],
         "exit_time": index[exit_bar],
-        "side": np.where(exits["side"] > 0, "long", "short"),
+        "side": _sides(exits["side"]),
         "size": exits["amount"],
         "entry_price": exits["entry_price"],
         "exit_price": exits["price"],
@@ -113,24 +135,24 @@ def trades_frame(events: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
         "interest": exits["interest"],
         "pnl": exits["pnl"],
         "return": exits["trade_return"],
-        "exit_reason": reason_names(exits["reason"]).tolist(),
-        "strategies": _names(voters).tolist(),
+        "exit_reason": _reasons(exits["reason"]),
+        "strategies": _names(voters),
         "voters": voters,
         "entry_bar": entry_bar,
         "exit_bar": exit_bar,
-        "entry_reason": reason_names(opened["reason"]).tolist(),
+        "entry_reason": _reasons(opened["reason"]),
     })
 
 
 def skips_frame(events: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
     """Entries the kernel decided not to take, with the reason (`skipped.csv`)."""
     ev = event_records(events)
-    skips = ev[ev["kind"] == ex.KIND.skip]
+    skips = _of_kind(ev, ev["kind"] == ex.KIND.skip)
     bars = skips["bar"].astype(np.int64)
     return pd.DataFrame({
         "time": index[bars],
-        "side": np.where(skips["side"] > 0, "long", "short"),
-        "reason": reason_names(skips["reason"]).tolist(),
+        "side": _sides(skips["side"]),
+        "reason": _reasons(skips["reason"]),
         "size": skips["amount"],
         "bar": bars,
     })
@@ -139,7 +161,7 @@ def skips_frame(events: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
 def orders_frame(events: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
     """Every fill as a signed order (entries and exits), the input vectorbt records."""
     ev = event_records(events)
-    fills = ev[(ev["kind"] == ex.KIND.entry) | (ev["kind"] == ex.KIND.exit)]
+    fills = _of_kind(ev, (ev["kind"] == ex.KIND.entry) | (ev["kind"] == ex.KIND.exit))
     is_exit = fills["kind"] == ex.KIND.exit
     bars = fills["bar"].astype(np.int64)
     return pd.DataFrame({
