@@ -90,8 +90,11 @@ def infer_timeframe(ts: np.ndarray) -> str | None:
     diffs = diffs[diffs > 0]
     if diffs.size == 0:
         return None
-    values, counts = np.unique(diffs, return_counts=True)
-    step = int(values[counts == counts.max()].max())  # ties: the larger spacing (half-steps come from off-grid rows)
+    if 2 * np.count_nonzero(diffs == diffs[0]) > diffs.size:  # a strict majority is the mode: no sort needed
+        step = int(diffs[0])
+    else:
+        values, counts = np.unique(diffs, return_counts=True)
+        step = int(values[counts == counts.max()].max())  # ties: the larger spacing (half-steps come from off-grid rows)
     for unit, ms in sorted(UNIT_MS.items(), key=lambda item: -item[1]):  # the coarsest unit that divides it
         if step % ms == 0:
             return f"{step // ms}{unit}"
@@ -133,24 +136,45 @@ def validate_frame(frame: pd.DataFrame, source: str = "<frame>", timeframe: str 
     if tf is not None:
         step = timeframe_to_ms(tf)
         offset = WEEK_OFFSET_MS if tf.endswith("w") else 0
-        off_grid = (ts - offset) % step != 0
-        err += _rows_lines(off_grid, ts, lambda i: f"not on the {tf} grid (bar open times are multiples of {tf} in UTC)")
+        # every row is on the grid when the first is and every spacing is a whole number of steps: the
+        # remainder of each row is computed only when that shortcut does not prove it
+        irregular = diffs[diffs != step]
+        if (ts[0] - offset) % step or (irregular % step).any():
+            off_grid = (ts - offset) % step != 0
+            err += _rows_lines(off_grid, ts, lambda i: f"not on the {tf} grid (bar open times are multiples of {tf} in UTC)")
 
-    finite = {k: np.isfinite(a) for k, a in cols.items()}
+    # masks per problem are built only when a whole-column check finds one (most data has none)
+    scratch, flags = np.empty(ts.size), np.empty(ts.size, dtype=bool)  # reused: no fresh pages per check
+    np.add(o, h, out=scratch)
+    for col in (lo, c, v):
+        scratch += col
+    every_finite = bool(np.isfinite(scratch, out=flags).all())
+    finite = {k: np.isfinite(a) if not every_finite else None for k, a in cols.items()}
     for name, ok in finite.items():
         values = cols[name]
-        err += _rows_lines(~ok, ts, lambda i: f"{name} is {float(values[i])!r} (NaN/inf)")  # noqa: B023
-    all_finite = finite["open"] & finite["high"] & finite["low"] & finite["close"]
-    for name in ("open", "high", "low", "close"):
+        if ok is not None:
+            err += _rows_lines(~ok, ts, lambda i: f"{name} is {float(values[i])!r} (NaN/inf)")  # noqa: B023
+
+    def where_finite(bad: np.ndarray, *names: str) -> np.ndarray:
+        for name in names:
+            mask = finite[name]
+            if mask is not None:
+                bad &= mask
+        return bad
+
+    prices = ("open", "high", "low", "close")
+    for name in prices:
         values = cols[name]
-        bad = finite[name] & (values <= 0)
-        err += _rows_lines(bad, ts, lambda i: f"{name} {float(values[i])!r} is not a positive price")  # noqa: B023
-    high_bad = all_finite & (h < np.maximum(o, c))
+        if not every_finite or values.min() <= 0:
+            bad = where_finite(values <= 0, name)
+            err += _rows_lines(bad, ts, lambda i: f"{name} {float(values[i])!r} is not a positive price")  # noqa: B023
+    high_bad = where_finite(np.less(h, np.maximum(o, c, out=scratch), out=flags), *prices)
     err += _rows_lines(high_bad, ts, lambda i: f"high {float(h[i])!r} < max(open {float(o[i])!r}, close {float(c[i])!r})")
-    low_bad = all_finite & (lo > np.minimum(o, c))
+    low_bad = where_finite(np.greater(lo, np.minimum(o, c, out=scratch), out=flags), *prices)
     err += _rows_lines(low_bad, ts, lambda i: f"low {float(lo[i])!r} > min(open {float(o[i])!r}, close {float(c[i])!r})")
-    neg_vol = finite["volume"] & (v < 0)
-    err += _rows_lines(neg_vol, ts, lambda i: f"volume {float(v[i])!r} is negative")
+    if not every_finite or v.min() < 0:
+        neg_vol = where_finite(v < 0, "volume")
+        err += _rows_lines(neg_vol, ts, lambda i: f"volume {float(v[i])!r} is negative")
 
     if tf is not None and not dup.any() and not back.any():
         step = timeframe_to_ms(tf)
@@ -166,7 +190,7 @@ def validate_frame(frame: pd.DataFrame, source: str = "<frame>", timeframe: str 
                 report.warnings.append(f"gap: {n} bar(s) missing from {ms_to_iso(start)}")
             if len(report.gaps) > MAX_LINES_PER_PROBLEM:
                 report.warnings.append(f"... and {len(report.gaps) - MAX_LINES_PER_PROBLEM} more gap(s)")
-    zero = finite["volume"] & (v == 0)
+    zero = where_finite(np.equal(v, 0, out=flags), "volume")
     report.zero_volume_bars = int(zero.sum())
     if report.zero_volume_bars:
         runs = _runs(zero)
