@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cryptobot.data import DataValidationError, load_frame, read_csv, validate_frame
 from tests.conftest import shipped_files
@@ -133,3 +137,39 @@ def test_unreadable_inputs_name_the_file(tmp_path: Path) -> None:
     assert result.returncode == 1 and "unparseable timestamp at row 1 ('yesterday')" in result.stderr
     result = cli("validate", "no/such/key/here/at/all")
     assert result.returncode == 1 and "'no/such/key/here/at/all' is not a store key" in result.stderr
+
+
+def reference_price_lines(frame: pd.DataFrame) -> list[str]:
+    """The price and volume rules written row by row (a second implementation, for the vectorised one)."""
+    ts = pd.DatetimeIndex(frame.index).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows = [(i, *(float(frame[k].iloc[i]) for k in ("open", "high", "low", "close", "volume")))
+            for i in range(len(frame))]
+    lines: list[str] = []
+    for k, name in enumerate(("open", "high", "low", "close", "volume"), start=1):
+        lines += [f"row {r[0] + 1} ({ts[r[0]]}): {name} is {r[k]!r} (NaN/inf)" for r in rows if not np.isfinite(r[k])]
+    for k, name in enumerate(("open", "high", "low", "close"), start=1):
+        lines += [f"row {r[0] + 1} ({ts[r[0]]}): {name} {r[k]!r} is not a positive price" for r in rows
+                  if np.isfinite(r[k]) and r[k] <= 0]
+    finite = [r for r in rows if all(np.isfinite(r[1:5]))]
+    lines += [f"row {r[0] + 1} ({ts[r[0]]}): high {r[2]!r} < max(open {r[1]!r}, close {r[4]!r})" for r in finite
+              if r[2] < max(r[1], r[4])]
+    lines += [f"row {r[0] + 1} ({ts[r[0]]}): low {r[3]!r} > min(open {r[1]!r}, close {r[4]!r})" for r in finite
+              if r[3] > min(r[1], r[4])]
+    lines += [f"row {r[0] + 1} ({ts[r[0]]}): volume {r[5]!r} is negative" for r in rows
+              if np.isfinite(r[5]) and r[5] < 0]
+    return lines
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 39), st.sampled_from(["open", "high", "low", "close", "volume"]),
+                          st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -1.0, 1e308, 50.0, 500.0])), max_size=6))
+def test_defects_anywhere_are_each_reported_as_the_row_by_row_rules_say(defects: list) -> None:
+    """Any mix of NaN, ±inf, zero, negative and out-of-range values (whole-column shortcuts on or off)."""
+    index = pd.date_range("2024-01-01", periods=40, freq="1h", tz="UTC")
+    base = np.linspace(100.0, 140.0, 40)
+    frame = pd.DataFrame({"open": base, "high": base + 5, "low": base - 5, "close": base + 1, "volume": 1.0},
+                         index=index)
+    for row, col, value in defects:
+        frame.iloc[row, frame.columns.get_loc(col)] = value
+    report = validate_frame(frame, timeframe="1h")
+    assert sorted(e for e in report.errors if "grid" not in e) == sorted(reference_price_lines(frame))

@@ -145,9 +145,10 @@ def validate_frame(frame: pd.DataFrame, source: str = "<frame>", timeframe: str 
 
     # masks per problem are built only when a whole-column check finds one (most data has none)
     scratch, flags = np.empty(ts.size), np.empty(ts.size, dtype=bool)  # reused: no fresh pages per check
-    np.add(o, h, out=scratch)
-    for col in (lo, c, v):
-        scratch += col
+    with np.errstate(over="ignore", invalid="ignore"):  # an inf or overflow only sends it down the slow path
+        np.add(o, h, out=scratch)
+        for col in (lo, c, v):
+            scratch += col
     every_finite = bool(np.isfinite(scratch, out=flags).all())
     finite = {k: np.isfinite(a) if not every_finite else None for k, a in cols.items()}
     for name, ok in finite.items():
