@@ -106,9 +106,10 @@ def run(ohlcv: pd.DataFrame, config: Config | None = None, ml_gate: Any = None,
         np.ascontiguousarray(signals["take_profit"].to_numpy(np.float64)[t]),
         np.ascontiguousarray(signals["voters"].to_numpy(np.float64)[t]), np.ascontiguousarray(ml[t]),
     )
-    equity = np.concatenate([np.full(trade_from, float(cfg.execution.initial_capital)), traded_equity])
-    position = np.concatenate([np.zeros(trade_from), traded_position])
+    equity, position = traded_equity, traded_position
     if trade_from:  # event bar numbers count from the first bar of `ohlcv`, as the live bot's do
+        equity = np.concatenate([np.full(trade_from, float(cfg.execution.initial_capital)), traded_equity])
+        position = np.concatenate([np.zeros(trade_from), traded_position])
         events["bar"] += trade_from
         events["entry_bar"][events["kind"] == ex.KIND.exit] += trade_from
     index = pd.DatetimeIndex(ohlcv.index)
