@@ -677,26 +677,33 @@ def test_custom_strategy_declared_by_name_gives_the_same_signals_as_the_position
         register_strategy("test_declared", declared_long_after, layout=DECLARED, state_size=1, warmup=30)
 
 
-FEATURE_FREE = [s.name for s in specs() if s.layout is not None and not s.layout.reads_features]
+BUILTIN_NAMES = [s.name for s in specs() if s.core is not None]
 
 
-@pytest.mark.parametrize("name", FEATURE_FREE)
-def test_a_strategy_declared_feature_free_decides_the_same_without_the_features(name: str) -> None:
-    """A fresh batch of strategies that all declare `reads_features=False` skips the feature core: every
-    decision and vote must be what the same batch gives with the features computed."""
+@pytest.mark.parametrize("name", BUILTIN_NAMES)
+def test_a_strategy_decides_the_same_with_only_the_features_it_declares(name: str) -> None:
+    """A fresh batch with one strategy enabled runs only the feature blocks its declaration names
+    (`declare(features=...)`): every decision and vote must be what the same batch gives with all 15
+    features computed — a strategy reading an undeclared feature would see NaN and vote otherwise."""
     df = read_csv(SHIPPED[1]).iloc[:20_000]
     tf = SHIPPED[1].name.split("_")[2]
-    cfg = Config.model_validate({"strategies": {s.name: {"enabled": s.name == name} for s in specs()}})
+    cfg = Config.model_validate({"strategies": {s: {"enabled": s == name} for s in BUILTIN_NAMES}})
     pipe = Pipeline.build(cfg, fk_ms(tf))
-    assert not pipe.reads_features
+    assert pipe.feature_groups != fk.ALL_GROUPS  # every built-in reads only some of the blocks
     cols = [df[k].to_numpy() for k in ("open", "high", "low", "close", "volume")]
     ts = timestamps_ms(df)
-    skipped, computed = pipe.batch(ts, *cols), pipe.batch(ts, *cols, features=True)
-    assert (skipped.decisions[0] != 0).sum() > 10  # it trades: the comparison is not of two empty columns
-    assert np.array_equal(skipped.decisions, computed.decisions, equal_nan=True)
-    assert np.array_equal(skipped.votes, computed.votes, equal_nan=True)
+    some, every = pipe.batch(ts, *cols), pipe.batch(ts, *cols, features=True)
+    assert (some.decisions[0] != 0).sum() > 10  # it trades: the comparison is not of two empty columns
+    assert np.array_equal(some.decisions, every.decisions, equal_nan=True)
+    assert np.array_equal(some.votes, every.votes, equal_nan=True)
 
 
-def test_a_strategy_reading_features_makes_the_batch_compute_them() -> None:
-    assert FEATURE_FREE == ["ema_cross"]
-    assert Pipeline.build(Config(), 60_000).reads_features  # the seed strategies read them
+def test_the_feature_blocks_follow_the_enabled_strategies() -> None:
+    def groups(**enabled: bool) -> tuple[bool, ...]:
+        cfg = Config.model_validate({"strategies": {s: {"enabled": enabled.get(s, False)} for s in BUILTIN_NAMES}})
+        return Pipeline.build(cfg, 60_000).feature_groups
+
+    assert Pipeline.build(Config(), 60_000).feature_groups == fk.ALL_GROUPS  # the seed five read every block
+    assert groups(ema_cross=True) == (False,) * fk.N_GROUPS
+    on = {g for g in range(fk.N_GROUPS) if groups(atr_based=True)[g]}
+    assert on == {fk.G_ATR, fk.G_BB, fk.G_RSI}

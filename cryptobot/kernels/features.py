@@ -152,6 +152,22 @@ N_FEATURES = 15
 F_CLOSE, F_VOLUME, F_RSI, F_MACD, F_ATR, F_BB_POS, F_EMA_FAST, F_EMA_SLOW = range(8)
 F_VOL_RATIO, F_DC_HIGH, F_DC_LOW, F_CH_POS, F_ADX, F_PLUS_DI, F_MINUS_DI = range(8, 15)
 
+# Blocks of the core a caller may switch off (`_core`'s `need`), and the block each output comes from
+# (close and volume are the bar itself: -1). A switched-off block leaves its state as it was and gives NaN.
+G_RSI, G_MACD, G_ATR, G_EMA_FAST, G_EMA_SLOW, G_DMI, G_BB, G_VOL_RATIO, G_DONCHIAN = range(9)
+N_GROUPS = 9
+OUTPUT_GROUP = (-1, -1, G_RSI, G_MACD, G_ATR, G_BB, G_EMA_FAST, G_EMA_SLOW, G_VOL_RATIO, G_DONCHIAN, G_DONCHIAN,
+                G_DONCHIAN, G_DMI, G_DMI, G_DMI)
+ALL_GROUPS = (True,) * N_GROUPS  # every block: the feature kernel's own drivers (a constant, folded away)
+
+
+def groups_for(features: tuple[int, ...] | None) -> tuple[bool, ...]:
+    """The blocks `_core` must run for these outputs (F_* indices; None: all of them)."""
+    if features is None:
+        return ALL_GROUPS
+    wanted = {OUTPUT_GROUP[f] for f in features}
+    return tuple(g in wanted for g in range(N_GROUPS))
+
 
 LAYOUT_TABLE: str = _D.table  # the state layout as docs/features.md shows it (a test keeps them equal)
 
@@ -355,55 +371,77 @@ def _data_pointer(typingctx: Any, arr: Any) -> Any:
 # -------------------------------------------------------------------------------------- the core
 @njit(cache=True, inline="always")
 def _core(q: Any, s: Any, buf: Any, off: np.ndarray, o: float, h: float, lo: float, c: float,
-          v: float, steady: bool) -> tuple[Any, tuple[float, ...]]:
-    """One accepted (finite) bar: new state and the 15 outputs in FEATURE_ORDER. The only implementation."""
+          v: float, steady: bool, need: Any) -> tuple[Any, tuple[float, ...]]:
+    """One accepted (finite) bar: new state and the 15 outputs in FEATURE_ORDER. The only implementation.
+
+    `need` (N_GROUPS booleans, `groups_for`): the blocks to run; a block switched off keeps its state and
+    gives NaN — for a state nobody reads afterwards (the feature kernel's drivers pass ALL_GROUPS)."""
     seen = s.bars
     tr = true_range(h, lo, s.prev_close)
-    rsi_gain, rsi_loss, rsi = rsi_block(seen, s.rsi_gain, s.rsi_loss, q.rsi_period, c - s.prev_close, steady)
+    rsi_gain, rsi_loss, rsi = s.rsi_gain, s.rsi_loss, NAN
+    if need[G_RSI]:
+        rsi_gain, rsi_loss, rsi = rsi_block(seen, rsi_gain, rsi_loss, q.rsi_period, c - s.prev_close, steady)
 
-    ms_seen, ms_sum, ms, slow_out = ema_block(s.macd_slow_seen, s.macd_slow_sum, s.macd_slow, q.macd_slow, c, steady)
+    ms_seen, ms_sum, ms, slow_out = s.macd_slow_seen, s.macd_slow_sum, s.macd_slow, NAN
     mf_seen, mf_sum, mf, fast_out = s.macd_fast_seen, s.macd_fast_sum, s.macd_fast, NAN
-    if steady or seen >= q.macd_slow - q.macd_fast:  # TA-Lib's alignment: both seeds end on the same bar
-        mf_seen, mf_sum, mf, fast_out = ema_block(mf_seen, mf_sum, mf, q.macd_fast, c, steady)
+    if need[G_MACD]:
+        ms_seen, ms_sum, ms, slow_out = ema_block(ms_seen, ms_sum, ms, q.macd_slow, c, steady)
+        if steady or seen >= q.macd_slow - q.macd_fast:  # TA-Lib's alignment: both seeds end on the same bar
+            mf_seen, mf_sum, mf, fast_out = ema_block(mf_seen, mf_sum, mf, q.macd_fast, c, steady)
 
-    atr, atr_out = atr_block(seen, s.atr, q.atr_period, tr, steady)
-    ef_seen, ef_sum, ef, ef_out = ema_block(s.ema_fast_seen, s.ema_fast_sum, s.ema_fast, q.ema_fast, c, steady)
-    es_seen, es_sum, es, es_out = ema_block(s.ema_slow_seen, s.ema_slow_sum, s.ema_slow, q.ema_slow, c, steady)
-    pdm, mdm, trs, adx, pdi, mdi, dx_sum = dmi_block(
-        seen, s.dmi_plus_dm, s.dmi_minus_dm, s.dmi_tr, s.adx, s.plus_di, s.minus_di, s.dx_sum, q.adx_period,
-        h - s.prev_high, s.prev_low - lo, tr, steady)
+    atr, atr_out = s.atr, NAN
+    if need[G_ATR]:
+        atr, atr_out = atr_block(seen, atr, q.atr_period, tr, steady)
+    ef_seen, ef_sum, ef, ef_out = s.ema_fast_seen, s.ema_fast_sum, s.ema_fast, NAN
+    if need[G_EMA_FAST]:
+        ef_seen, ef_sum, ef, ef_out = ema_block(ef_seen, ef_sum, ef, q.ema_fast, c, steady)
+    es_seen, es_sum, es, es_out = s.ema_slow_seen, s.ema_slow_sum, s.ema_slow, NAN
+    if need[G_EMA_SLOW]:
+        es_seen, es_sum, es, es_out = ema_block(es_seen, es_sum, es, q.ema_slow, c, steady)
+    pdm, mdm, trs, adx, pdi, mdi, dx_sum = (s.dmi_plus_dm, s.dmi_minus_dm, s.dmi_tr, s.adx, s.plus_di, s.minus_di,
+                                            s.dx_sum)
+    adx_out, pdi_out, mdi_out = NAN, NAN, NAN
+    if need[G_DMI]:
+        pdm, mdm, trs, adx, pdi, mdi, dx_sum = dmi_block(
+            seen, pdm, mdm, trs, adx, pdi, mdi, dx_sum, q.adx_period, h - s.prev_high, s.prev_low - lo, tr, steady)
+        adx_out, pdi_out, mdi_out = adx, pdi, mdi
 
     count = int(seen)
-    bb_n = int(q.bb_period)
-    bb_pos, bb_k, bb_s1, bb_s2 = ring_sums_push(buf, off[0], bb_n, count, int(s.bb_pos), s.bb_centre, s.bb_sum,
-                                                s.bb_sum_sq, c, True, steady)
+    bb_pos, bb_k, bb_s1, bb_s2 = int(s.bb_pos), s.bb_centre, s.bb_sum, s.bb_sum_sq
     bb = NAN
-    if steady or count + 1 >= bb_n:
-        mid = bb_k + bb_s1 / bb_n
-        m = bb_s1 / bb_n
-        var = bb_s2 / bb_n - m * m
-        width = 2.0 * q.bb_std * (np.sqrt(var) if var > 0.0 else 0.0)
-        bb = 0.5 if width <= 0.0 else (c - (mid - 0.5 * width)) / width
+    if need[G_BB]:
+        bb_n = int(q.bb_period)
+        bb_pos, bb_k, bb_s1, bb_s2 = ring_sums_push(buf, off[0], bb_n, count, bb_pos, bb_k, bb_s1, bb_s2, c, True,
+                                                    steady)
+        if steady or count + 1 >= bb_n:
+            mid = bb_k + bb_s1 / bb_n
+            m = bb_s1 / bb_n
+            var = bb_s2 / bb_n - m * m
+            width = 2.0 * q.bb_std * (np.sqrt(var) if var > 0.0 else 0.0)
+            bb = 0.5 if width <= 0.0 else (c - (mid - 0.5 * width)) / width
 
-    vr_n = int(q.volume_ratio_period)
-    vr_pos, vr_k, vr_s1, _ = ring_sums_push(buf, off[1], vr_n, count, int(s.vr_pos), s.vr_centre, s.vr_sum, 0.0,
-                                            v, False, steady)
+    vr_pos, vr_k, vr_s1 = int(s.vr_pos), s.vr_centre, s.vr_sum
     vr = NAN
-    if steady or count + 1 >= vr_n:
-        avg = vr_k + vr_s1 / vr_n
-        vr = v / avg if avg > 0.0 else NAN
+    if need[G_VOL_RATIO]:
+        vr_n = int(q.volume_ratio_period)
+        vr_pos, vr_k, vr_s1, _ = ring_sums_push(buf, off[1], vr_n, count, vr_pos, vr_k, vr_s1, 0.0, v, False, steady)
+        if steady or count + 1 >= vr_n:
+            avg = vr_k + vr_s1 / vr_n
+            vr = v / avg if avg > 0.0 else NAN
 
-    dc_n = int(q.donchian_period)
-    hp, hpre, upper = block_max_push(buf, off[2], dc_n, int(s.dc_high_pos), s.dc_high_prefix, h)
-    lp, lpre, neg_lower = block_max_push(buf, off[3], dc_n, int(s.dc_low_pos), s.dc_low_prefix, -lo)
-    lower = -neg_lower
+    hp, hpre, lp, lpre = int(s.dc_high_pos), s.dc_high_prefix, int(s.dc_low_pos), s.dc_low_prefix
     dc_hi = NAN
     dc_lo = NAN
     ch = NAN
-    if steady or count + 1 >= dc_n:
-        dc_hi = upper
-        dc_lo = lower
-        ch = 0.5 if upper <= lower else (c - lower) / (upper - lower)
+    if need[G_DONCHIAN]:
+        dc_n = int(q.donchian_period)
+        hp, hpre, upper = block_max_push(buf, off[2], dc_n, hp, hpre, h)
+        lp, lpre, neg_lower = block_max_push(buf, off[3], dc_n, lp, lpre, -lo)
+        lower = -neg_lower
+        if steady or count + 1 >= dc_n:
+            dc_hi = upper
+            dc_lo = lower
+            ch = 0.5 if upper <= lower else (c - lower) / (upper - lower)
 
     new = FeatureState(
         bars=seen + 1.0, prev_high=h, prev_low=lo, prev_close=c, rsi_gain=rsi_gain, rsi_loss=rsi_loss,
@@ -415,7 +453,8 @@ def _core(q: Any, s: Any, buf: Any, off: np.ndarray, o: float, h: float, lo: flo
         vr_pos=float(vr_pos), vr_centre=vr_k, vr_sum=vr_s1,
         dc_high_pos=float(hp), dc_high_prefix=hpre, dc_low_pos=float(lp), dc_low_prefix=lpre,
     )
-    outs = (c, v, rsi, fast_out - slow_out, atr_out, bb, ef_out, es_out, vr, dc_hi, dc_lo, ch, adx, pdi, mdi)
+    outs = (c, v, rsi, fast_out - slow_out, atr_out, bb, ef_out, es_out, vr, dc_hi, dc_lo, ch, adx_out, pdi_out,
+            mdi_out)
     return new, outs
 
 
@@ -506,7 +545,8 @@ def features_step(
             out[k] = NAN
         return False
     _check_size(st, off)
-    s, r = _core(_params(p), _load(st), _data_pointer(st), buffer_offsets(off), o, h, lo, c, v, False)  # type: ignore[call-arg]
+    s, r = _core(_params(p), _load(st), _data_pointer(st), buffer_offsets(off), o, h, lo, c, v, False,  # type: ignore[call-arg]
+                 ALL_GROUPS)
     _store(st, s)
     for k in range(N_FEATURES):
         out[k] = r[k]
@@ -539,7 +579,7 @@ def _run(q: Any, s: Any, buf: Any, off: np.ndarray, o: np.ndarray, h: np.ndarray
                 out[k][i] = NAN
             bad += 1
         else:
-            s, r = _core(q, s, buf, off, o[i], h[i], lo[i], c[i], v[i], steady)
+            s, r = _core(q, s, buf, off, o[i], h[i], lo[i], c[i], v[i], steady, ALL_GROUPS)
             (out[0][i], out[1][i], out[2][i], out[3][i], out[4][i], out[5][i], out[6][i], out[7][i], out[8][i],
              out[9][i], out[10][i], out[11][i], out[12][i]) = r[2:]
         i += 1

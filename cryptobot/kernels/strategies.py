@@ -75,7 +75,7 @@ class Layout(NamedTuple):
     meanings: tuple[str, ...]  # of the scalar state values
     n_params: int
     n_state: int
-    reads_features: bool = True  # False: the core never reads the feature tuple (`Pipeline` may skip the features)
+    features: tuple[int, ...] | None = None  # the feature outputs (F_*) the core reads; None: any of them
 
     def state_size(self, p: np.ndarray) -> int:
         """Scalars, then each ring buffer of width × (int(p[length parameter]) + extra) floats."""
@@ -119,15 +119,16 @@ def declare(
     params: tuple[str | tuple[str, float], ...],
     state: tuple[str | tuple[str, float] | tuple[str, float, str], ...] = (),
     buffers: tuple[tuple[str, str, int, int] | tuple[str, str, int, int, str], ...] = (),
-    reads_features: bool = True,
+    features: tuple[int, ...] | None = None,
 ) -> Layout:
     """Declare a strategy's parameters, scalar state and ring buffers by name, once.
 
     `params`: names (built-ins: the `strategies.<name>` config field of that name) or `(name, default)`.
     `state`: names (initial 0.0) or `(name, initial[, meaning])`. `buffers`: `(name, length parameter,
-    extra slots, floats per slot[, meaning])`, laid out after the scalars in this order. `reads_features=False`
-    promises the kernel never reads the 15 features, so a backtest of only such strategies skips computing
-    them (a test runs every built-in that says so both ways and compares). The returned
+    extra slots, floats per slot[, meaning])`, laid out after the scalars in this order. `features=(F_CLOSE, F_ATR, …)`
+    promises the kernel reads only those of the 15 features, so a backtest of such strategies computes only
+    the feature blocks they need (`()`: none; None, the default: all; a test runs every built-in both ways
+    and compares). The returned
     `Layout.P` / `Layout.S` are the index tuples a kernel reads its arrays with (`p[P.fast]`, `st[S.prev]`).
     """
     pnames = [p if isinstance(p, str) else p[0] for p in params]
@@ -150,7 +151,7 @@ def declare(
     p_idx = named(f"{camel}P", [(n, int) for n in pnames])(*range(len(pnames)))
     s_idx = named(f"{camel}S", [(n, int) for n in snames])(*range(len(snames)))
     return Layout(name, param_t, state_t, p_idx, s_idx, defaults, tuple(r[1] for r in rows), bufs,
-                  tuple(r[2] for r in rows), len(pnames), len(snames), reads_features)
+                  tuple(r[2] for r in rows), len(pnames), len(snames), None if features is None else tuple(features))
 
 
 # ------------------------------------------------------------------------------------------ votes
@@ -228,6 +229,7 @@ ATR_BASED = declare(
            ("centre", 0.0, "window: centre K of the sum"),
            ("sum", 0.0, "window: Σ(x − K)")),
     buffers=(("ratios", "volatility_lookback", 0, 1, "ATR/close of the last bars"),),
+    features=(F_CLOSE, F_ATR, F_BB_POS, F_RSI),
 )
 AtrBasedParams, AtrBasedState = ATR_BASED.params, ATR_BASED.state
 ATR_P, ATR_S = ATR_BASED.P, ATR_BASED.S
@@ -317,6 +319,7 @@ MOCHIPOY_ALERT = declare(
            ("pos", 0.0, "RCI window: next write position (the oldest close once full)")),
     buffers=(("closes", "rci_period", 0, 1, "the last closes"),
              ("rank_gaps", "rci_period", 0, 1, "their price rank − time rank (kept once the window is full)")),
+    features=(F_CLOSE, F_ATR, F_EMA_FAST, F_EMA_SLOW, F_MACD),
 )
 MochipoyAlertParams, MochipoyAlertState = MOCHIPOY_ALERT.params, MOCHIPOY_ALERT.state
 MP_P, MP_S = MOCHIPOY_ALERT.P, MOCHIPOY_ALERT.S
@@ -489,6 +492,7 @@ MULTI_TIMEFRAME = declare(
     buffers=(("htf_emas", "trend_lookback", 1, 1, "the last higher-timeframe EMA values"),
              ("lows", "entry_lookback", 0, 2, "−lows of the current block, then suffix maxima of the previous"),
              ("highs", "entry_lookback", 0, 2, "highs of the current block, then suffix maxima of the previous")),
+    features=(F_CLOSE, F_EMA_FAST, F_RSI, F_ATR),
 )
 MultiTimeframeParams, MultiTimeframeState = MULTI_TIMEFRAME.params, MULTI_TIMEFRAME.state
 MT_P, MT_S = MULTI_TIMEFRAME.P, MULTI_TIMEFRAME.S
@@ -618,6 +622,7 @@ DONCHIAN_CHANNEL = declare(
             "weak_zone_low", "weak_zone_high", "middle_zone_min", "middle_zone_max", "weak_signal_confidence",
             "min_confidence", "sl_atr", "tp_atr"),
     state=(("prev_high", 0.0, "previous bar's channel high"), ("prev_low", 0.0, "previous bar's channel low")),
+    features=(F_CLOSE, F_ATR, F_CH_POS, F_VOL_RATIO, F_DC_HIGH, F_DC_LOW),
 )
 DonchianChannelParams, DonchianChannelState = DONCHIAN_CHANNEL.params, DONCHIAN_CHANNEL.state
 DC_P, DC_S = DONCHIAN_CHANNEL.P, DONCHIAN_CHANNEL.S
@@ -685,6 +690,7 @@ ADX_TREND_STRENGTH = declare(
             "moderate_di_threshold", "di_weak_signal_confidence", "min_confidence", "sl_atr", "tp_atr",
             "strong_trend_multiplier", "trade_weak_trend"),
     state=(("prev_adx", 0.0, "previous bar's ADX"), ("prev_diff", 0.0, "previous bar's +DI − −DI")),
+    features=(F_CLOSE, F_ATR, F_ADX, F_VOL_RATIO, F_PLUS_DI, F_MINUS_DI),
 )
 AdxTrendStrengthParams, AdxTrendStrengthState = ADX_TREND_STRENGTH.params, ADX_TREND_STRENGTH.state
 AD_P, AD_S = ADX_TREND_STRENGTH.P, ADX_TREND_STRENGTH.S
@@ -753,7 +759,7 @@ EMA_CROSS = declare(
            ("fast_ema", 0.0, "fast EMA value"), ("slow_seen", 0.0, "slow EMA: closes seen"),
            ("slow_sum", 0.0, "slow EMA: seed sum"), ("slow_ema", 0.0, "slow EMA value"),
            ("prev_diff", 0.0, "previous fast − slow")),
-    reads_features=False,  # its EMAs are its own state: periods apart from the feature set's
+    features=(),  # its EMAs are its own state: periods apart from the feature set's
 )
 EmaCrossParams, EmaCrossState = EMA_CROSS.params, EMA_CROSS.state
 EC_P, EC_S = EMA_CROSS.P, EMA_CROSS.S

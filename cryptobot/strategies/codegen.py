@@ -40,7 +40,7 @@ import numpy as np
 from numba import njit
 
 from cryptobot.kernels.combiner import C_METHOD, C_MIN_CONFLICT, C_MIN_SCORE, HOLD, combine_core
-from cryptobot.kernels.features import N_BUFFERS, N_FEATURES, FeatureParams, FeatureState, _core as _fcore
+from cryptobot.kernels.features import ALL_GROUPS, N_BUFFERS, N_FEATURES, FeatureParams, FeatureState, _core as _fcore
 from cryptobot.kernels.features import _data_pointer, _store as _fstore, buffer_offsets, feature_layout
 from cryptobot.kernels.strategies import store_state
 
@@ -51,13 +51,13 @@ K = {k}
 
 
 @njit(cache=True, nogil=True)
-def pipeline_batch_into(fst, fp, sst, sp, soff, poff, weights, enabled, cp, need_features, ts, o, h, lo, c, v,
+def pipeline_batch_into(fst, fp, sst, sp, soff, poff, weights, enabled, cp, need, ts, o, h, lo, c, v,
                         feats, outs, acts):
     """Columns of `outs` (5, n), `acts` (K, 2: action, confidence; or 4: the whole vote, n) and, if it has n
     columns, `feats` (15, n): one contiguous row per output column. With 2 vote columns, a disabled
     strategy's are not written: `acts` comes zeroed (its OFF vote is 0, 0). Every state is a local over the whole
-    history. `need_features` False skips the feature core (its state is then left behind: only for a state
-    nobody reads afterwards, when no enabled strategy reads the features). Releases the GIL."""
+    history. `need` (`groups_for`): the feature blocks to run; the others are skipped and their state left
+    behind (only for a state nobody reads afterwards, when no enabled strategy reads them). Releases the GIL."""
     foff = feature_layout(fp)
 {setup}
     n = c.shape[0]
@@ -78,7 +78,7 @@ def pipeline_batch_into(fst, fp, sst, sp, soff, poff, weights, enabled, cp, need
 def pipeline_step(fst, fp, foff, sst, sp, soff, poff, weights, enabled, cp, ts, bar, feat, votes, out):
     """One closed bar: the 15 features into `feat`, the votes into `votes[:K]`, the decision into `out`."""
 {setup}
-    need_features = True
+    need = ALL_GROUPS
     tsv, bo, bh, bl, bc, bv = ts, bar[0], bar[1], bar[2], bar[3], bar[4]
 {bar_step}
 {store}
@@ -219,8 +219,7 @@ def _fused_source(specs: tuple[StrategySpec, ...]) -> str:
              f"fs = FeatureState({', '.join(f'fbuf[{j}]' for j in range(fk.N_STATE))})", _METHOD]
     strategy_setup, votes, bad_votes = strategy_code(specs)
     setup += strategy_setup
-    finite = ["if np.isfinite(bo + bh + bl + bc + bv):", "    if need_features:",
-              "        fs, f = _fcore(fq, fs, fbuf, fb, bo, bh, bl, bc, bv, False)", "    else:", "        f = NAN_FEATURES",
+    finite = ["if np.isfinite(bo + bh + bl + bc + bv):", "    fs, f = _fcore(fq, fs, fbuf, fb, bo, bh, bl, bc, bv, False, need)",
               *votes]
     bad = ["else:", "    f = NAN_FEATURES", *(f"    {line}" for line in bad_votes)]
     store = ["_fstore(fbuf, fs)"]  # through the raw pointers: an array into an inlined store is refcounted

@@ -26,7 +26,7 @@ from cryptobot.kernels import features as fk
 from cryptobot.kernels.inputs import frozen
 from cryptobot.prefault import populated
 from cryptobot.strategies.codegen import custom_module, pipeline_module
-from cryptobot.strategies.registry import specs
+from cryptobot.strategies.registry import StrategySpec, specs
 
 VOTE_WIDTH = 4  # action, confidence, stop-loss, take-profit
 
@@ -74,7 +74,7 @@ class Pipeline:
     combiner_params: np.ndarray  # method, min_conflict_threshold, min_score (`cryptobot.kernels.combiner`)
     warmup: int  # bars before every enabled strategy can signal
     base_ms: int
-    reads_features: bool  # an enabled strategy reads the 15 features (else a fresh batch need not compute them)
+    feature_groups: tuple[bool, ...]  # the feature blocks the enabled strategies read (`fk.groups_for`)
     layout: str  # digest of the strategies' declared layouts (saved with every signal state)
     fused_args: tuple[np.ndarray, ...] = field(init=False, repr=False)  # offsets, weights, enabled of names[:n_fused]
 
@@ -108,8 +108,7 @@ class Pipeline:
             combiner_params=np.array([method, comb.min_conflict_threshold, comb.min_score], dtype=np.float64),
             warmup=max(warm, default=0),
             base_ms=base_ms,
-            reads_features=bool(customs) or any(s.layout is None or s.layout.reads_features
-                                                for s, on in zip(registered, enabled, strict=True) if on),
+            feature_groups=read_groups([s for s, on in zip(registered, enabled, strict=True) if on]),
             layout=hashlib.sha256(shapes.encode()).hexdigest()[:16],
         )
 
@@ -133,10 +132,10 @@ class Pipeline:
               *, features: bool = False, state: PipelineState | None = None) -> SignalArrays:
         """All bars in one compiled pass, from `state` (advanced in place) or a fresh one; outputs allocated here.
 
-        The features are computed when asked for, when an enabled strategy reads them, or when `state` is
-        passed (it must come out complete, e.g. for the live bot); otherwise a fresh state's feature core is
-        skipped, which changes no decision."""
-        need_features = features or self.reads_features or state is not None
+        All 15 features are computed when asked for, or when `state` is passed (it must come out complete,
+        e.g. for the live bot); otherwise a fresh state's feature core runs only the blocks the enabled
+        strategies read (`feature_groups`), which changes no decision."""
+        need = fk.ALL_GROUPS if features or state is not None else self.feature_groups
         st = state or self.new_state()
         n = c.shape[0]
         k, kf = len(self.names), self.n_fused
@@ -150,7 +149,7 @@ class Pipeline:
         columns = [col for x in (feats, decisions, *written) if x.shape[-1] == n for col in x.reshape(-1, n)]
         with populated(columns):
             self.module.pipeline_batch_into(st.features, self.feature_params, st.strategies, self.strategy_params,
-                                            *self.fused_args, self.combiner_params, need_features, ts, *arrays,
+                                            *self.fused_args, self.combiner_params, need, ts, *arrays,
                                             feats, decisions, fused)
         if self.custom is not None:
             self.custom.custom_batch_into(st.strategies, self.strategy_params, self.state_offsets, self.param_offsets,
@@ -170,6 +169,15 @@ class Pipeline:
                                     self.weights, self.enabled, self.combiner_params, ts, bar, state.feature_values,
                                     state.votes, state.decision)
         return state.decision
+
+
+def read_groups(strategies: list[StrategySpec]) -> tuple[bool, ...]:
+    """The feature blocks these strategies read, from their declarations: all of them for a strategy that
+    does not declare its features, and for a custom (array step) strategy, which is handed all 15."""
+    if any(s.core is None or s.layout is None or s.layout.features is None for s in strategies):
+        return fk.ALL_GROUPS
+    read = tuple(sorted({f for s in strategies for f in s.layout.features}))  # type: ignore[union-attr]
+    return fk.groups_for(read)
 
 
 def base_timeframe(config: Config, timeframe: str | None = None) -> str:
