@@ -91,6 +91,19 @@ def quote_currency(source: str | Path | None, cfg: Config) -> str:
     return symbol.split("/")[1].split(":")[0]
 
 
+def covered_bars(entry: np.ndarray, exit_: np.ndarray) -> int:
+    """How many bars lie inside at least one trade, entry to exit bar inclusive, in O(trades).
+
+    Trades in entry order: each adds the bars past the furthest exit before it (a reversal's shared bar
+    counts once)."""
+    if entry.size == 0:
+        return 0
+    order = np.argsort(entry, kind="stable")
+    entry, exit_ = entry[order], exit_[order]
+    reach = np.concatenate(([-1], np.maximum.accumulate(exit_)[:-1]))  # furthest bar covered before trade i
+    return int(np.maximum(exit_ - np.maximum(entry - 1, reach), 0).sum())
+
+
 def compute_stats(equity: pd.Series, trades: pd.DataFrame, skipped: pd.DataFrame, signals: pd.DataFrame,
                   cfg: Config, bar_ms: int, currency: str | None = None) -> dict[str, Any]:
     """The stats.json dict. Money is in `currency` (default: the quote of `exchange.symbol`); NaN marks a
@@ -101,10 +114,7 @@ def compute_stats(equity: pd.Series, trades: pd.DataFrame, skipped: pd.DataFrame
     pnl = trades["pnl"].to_numpy(np.float64)
     m = metrics(eq, init, pnl, YEAR_MS / bar_ms)
     held = (trades["exit_bar"] - trades["entry_bar"] + 1).to_numpy() if len(trades) else np.zeros(0)
-    # bars inside some trade, entry to exit bar inclusive: +1 at each entry, −1 after each exit, running sum > 0
-    entries = np.bincount(trades["entry_bar"].to_numpy(np.int64), minlength=len(eq) + 1)
-    exits = np.bincount(trades["exit_bar"].to_numpy(np.int64) + 1, minlength=len(eq) + 1)
-    in_market = np.cumsum(entries - exits)[: len(eq)] > 0
+    bars_in_market = covered_bars(trades["entry_bar"].to_numpy(np.int64), trades["exit_bar"].to_numpy(np.int64))
     per_strategy: dict[str, dict[str, float]] = {}
     voters = trades["voters"].to_numpy(np.int64) if len(trades) else np.zeros(0, dtype=np.int64)
     for i, name in enumerate(registered()):
@@ -129,7 +139,7 @@ def compute_stats(equity: pd.Series, trades: pd.DataFrame, skipped: pd.DataFrame
         "expectancy": m["expectancy"],
         "trade_count": int(m["trade_count"]),
         "avg_trade_duration": float(held.mean() * bar_ms / 3_600_000) if len(held) else 0.0,
-        "exposure": float(in_market.mean()) if len(eq) else 0.0,
+        "exposure": bars_in_market / len(eq) if len(eq) else 0.0,
         "fees_paid": float(trades["fees"].sum()) if len(trades) else 0.0,
         "interest_paid": float(trades["interest"].sum()) if len(trades) else 0.0,
         "per_strategy": per_strategy,

@@ -173,3 +173,23 @@ def test_defects_anywhere_are_each_reported_as_the_row_by_row_rules_say(defects:
         frame.iloc[row, frame.columns.get_loc(col)] = value
     report = validate_frame(frame, timeframe="1h")
     assert sorted(e for e in report.errors if "grid" not in e) == sorted(reference_price_lines(frame))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([-60_000, 0, 30_000, 60_000, 120_000, 900_000, 3_600_000]), min_size=1, max_size=30))
+def test_inferred_timeframe_is_the_most_common_rising_spacing(steps: list[int]) -> None:
+    """Against `collections.Counter` over the positive spacings, ties to the larger one."""
+    from collections import Counter
+
+    from cryptobot.data.validate import infer_timeframe
+    from cryptobot.timeunits import UNIT_MS
+
+    ts = np.cumsum([1_700_000_000_000, *steps]).astype(np.int64)
+    counts = Counter(d for d in steps if d > 0)
+    if not counts:
+        assert infer_timeframe(ts) is None
+        return
+    top = max(counts.values())
+    step = max(d for d, n in counts.items() if n == top)
+    units = [(u, m) for u, m in sorted(UNIT_MS.items(), key=lambda item: -item[1]) if step % m == 0]
+    assert infer_timeframe(ts) == (f"{step // units[0][1]}{units[0][0]}" if units else None)

@@ -11,13 +11,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cryptobot.config import Config
 from cryptobot.data import make_frame, read_csv
 from cryptobot.jsonio import dumps, strict_loads
 from cryptobot.strategies import registered
 from research.backtest import run
-from research.stats import compute_stats, metrics, quote_currency
+from research.stats import compute_stats, covered_bars, metrics, quote_currency
 from research.sweep import apply, parse_grid, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,3 +150,15 @@ def test_config_show_json_is_strict() -> None:
     assert result.returncode == 0, result.stderr
     body = result.stdout.rsplit("\n# config hash:", 1)[0]
     assert strict_loads(body)["exchange"]["symbol"] == "BTC/JPY"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 200), st.integers(0, 30)), max_size=40))
+def test_covered_bars_counts_the_union_of_trades(spans: list[tuple[int, int]]) -> None:
+    """Against a bar-by-bar mask (trades entry to exit inclusive; overlapping and shared bars count once)."""
+    entry = np.array([a for a, _ in spans], dtype=np.int64)
+    exit_ = np.array([a + d for a, d in spans], dtype=np.int64)
+    mask = np.zeros(240, dtype=bool)
+    for a, b in zip(entry.tolist(), exit_.tolist(), strict=True):
+        mask[a : b + 1] = True
+    assert covered_bars(entry, exit_) == int(mask.sum())

@@ -87,13 +87,15 @@ def infer_timeframe(ts: np.ndarray) -> str | None:
     if ts.size < 2:
         return None
     diffs = np.diff(ts)
-    diffs = diffs[diffs > 0]
-    if diffs.size == 0:
+    up = diffs > 0
+    rising = np.count_nonzero(up)
+    if rising == 0:
         return None
-    if 2 * np.count_nonzero(diffs == diffs[0]) > diffs.size:  # a strict majority is the mode: no sort needed
-        step = int(diffs[0])
+    first = diffs[int(np.argmax(up))]
+    if 2 * np.count_nonzero(diffs == first) > rising:  # a strict majority of the rising spacings is the mode
+        step = int(first)
     else:
-        values, counts = np.unique(diffs, return_counts=True)
+        values, counts = np.unique(diffs[up], return_counts=True)
         step = int(values[counts == counts.max()].max())  # ties: the larger spacing (half-steps come from off-grid rows)
     for unit, ms in sorted(UNIT_MS.items(), key=lambda item: -item[1]):  # the coarsest unit that divides it
         if step % ms == 0:
