@@ -31,7 +31,7 @@ EVENT_KIND_NAMES: dict[int, str] = dict(zip(ex.KIND, ex.EVENT_KINDS, strict=True
 LAYOUT_DIGEST = layout_digest(ex.derive(ex.PARAMS, ex.STATE, ex.BUFFERS).shape)
 """Digest of the execution kernel's layout; saved execution states carry it (`check_layout`)."""
 
-_REASON_LOOKUP = np.array(["none", *ex.REASON_NAMES], dtype=object)
+_REASON_LOOKUP = ["none", *ex.REASON_NAMES]  # by code (0: none)
 
 
 def check_layout(layout: str) -> None:
@@ -80,11 +80,6 @@ def event_records(events: np.ndarray) -> np.ndarray:
     return rows.view(ex.EVENT_DTYPE).reshape(-1)
 
 
-def reason_names(codes: np.ndarray) -> np.ndarray:
-    """Reason codes → their names (object array)."""
-    return _REASON_LOOKUP[np.asarray(codes).astype(np.int64)]
-
-
 def _labels(codes: np.ndarray, names: list[str]) -> pd.api.extensions.ExtensionArray:
     """`names[code]` per row as a pandas string column, decoded by Arrow (from Python strings: 4x the time)."""
     dictionary = pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)),
@@ -93,11 +88,11 @@ def _labels(codes: np.ndarray, names: list[str]) -> pd.api.extensions.ExtensionA
 
 
 def _reasons(codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    return _labels(np.asarray(codes).astype(np.int64), _REASON_LOOKUP.tolist())
+    return _labels(np.asarray(codes).astype(np.int64), _REASON_LOOKUP)
 
 
 def _sides(side: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    return _labels((side < 0).astype(np.int32), ["long", "short"])
+    return _labels((side <= 0).astype(np.int32), ["long", "short"])  # long when side > 0, as the kernel writes
 
 
 def _names(voters: np.ndarray) -> pd.api.extensions.ExtensionArray:
@@ -177,7 +172,6 @@ def orders_frame(events: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
 SIGNIFICANT = 10  # digits a number keeps in the fingerprint: last-bit differences between machines do not count
 FINGERPRINT_NUMBERS = ("size", "entry_price", "exit_price", "fees", "interest", "pnl")
 _TEN = np.array([float(10**j) for j in range(300)])  # correctly rounded powers of ten: the same on every machine
-_NONFINITE_EXPONENT = {"nan": 1000, "inf": 1001, "-inf": 1002}
 _TRADE_RECORD = np.dtype([("entry_ms", "<i8"), ("exit_ms", "<i8"), ("side", "i1"), ("reason", "<i2"),
                           *((f"{c}_mantissa", "<i8") for c in FINGERPRINT_NUMBERS),
                           *((f"{c}_exponent", "<i2") for c in FINGERPRINT_NUMBERS)])
@@ -194,8 +188,7 @@ def significant_digits(x: np.ndarray, digits: int = SIGNIFICANT) -> tuple[np.nda
     x = np.asarray(x, dtype=np.float64)
     mantissa = np.zeros(x.shape, dtype=np.int64)
     exponent = np.zeros(x.shape, dtype=np.int64)
-    for name, value in _NONFINITE_EXPONENT.items():
-        exponent[np.isnan(x) if name == "nan" else x == float(name)] = value
+    exponent[np.isnan(x)], exponent[x == np.inf], exponent[x == -np.inf] = 1000, 1001, 1002
     at = np.flatnonzero(np.isfinite(x) & (x != 0.0))
     v = x[at]
     e = np.floor(np.log10(np.abs(v))).astype(np.int64)
