@@ -108,9 +108,13 @@ def test_state_of_another_layout_is_refused() -> None:
         check_layout("0123456789abcdef")
     engine = Engine(Config(), "1h")
     saved = ex.execution_init(engine.params)
-    fst, sst = engine.stepper.get_state()["feature_state"], engine.stepper.get_state()["strategy_state"]
-    with pytest.raises(ValueError, match="rebuild the state from history"):
-        engine.restore(KernelStates(0, 0, fst, sst, saved, "0123456789abcdef"))
+    sig = engine.stepper.get_state()
+    fst, sst, flay, slay = sig["feature_state"], sig["strategy_state"], str(sig["layout"]), str(sig["strategy_layout"])
+    engine.restore(KernelStates(0, 0, fst, sst, saved, LAYOUT_DIGEST, flay, slay))
+    for bad in ((LAYOUT_DIGEST, "0123456789abcdef", slay), (LAYOUT_DIGEST, flay, "0123456789abcdef"),
+                ("0123456789abcdef", flay, slay)):
+        with pytest.raises(ValueError, match="rebuild the state from history"):
+            engine.restore(KernelStates(0, 0, fst, sst, saved, *bad))
 
 
 def test_state_array_of_the_wrong_size_is_refused_by_the_kernel() -> None:

@@ -111,6 +111,29 @@ def test_state_from_other_kernel_code_or_config_is_refused(tmp_path: Path, capsy
     assert replay(tmp_path / "b", small, "--set", "live.poll_seconds=1") == 0
 
 
+@pytest.mark.parametrize("column", ["feature_layout", "strategy_layout", "execution_layout"])
+def test_kernel_state_of_another_layout_is_refused(column: str, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The saved kernel row carries each kernel's layout digest; a row of another layout is never read into
+    this code's state (its values would sit at other offsets), even when the kernel digest in meta matches."""
+    small = head(tmp_path, 200)
+    assert replay(tmp_path / "a", small) == 0
+    store = StateStore(tmp_path / "a", readonly=True)
+    saved = store.kernel_states()
+    store.close()
+    assert saved is not None and all(len(getattr(saved, c)) == 16 for c in
+                                     ("feature_layout", "strategy_layout", "execution_layout"))
+    db = sqlite3.connect(tmp_path / "a" / "cryptobot.sqlite")
+    db.execute(f"UPDATE kernel SET {column} = '0123456789abcdef'")
+    db.commit()
+    db.close()
+    assert replay(tmp_path / "a", small) == 2
+    assert "0123456789abcdef" in (err := capsys.readouterr().err) and "rebuild the state from history" in err
+    store = StateStore(tmp_path / "a", readonly=True)
+    assert store.bar_count() == 200  # nothing was continued
+    store.close()
+
+
 def test_tampered_bundle_means_no_trading_and_a_critical_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(ROOT / "models" / "demo" / "bundle", bundle)

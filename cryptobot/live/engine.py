@@ -47,11 +47,13 @@ class Engine:
         s = self.stepper.get_state()
         assert self.last_ts is not None
         return KernelStates(self.seq - 1, self.last_ts, s["feature_state"], s["strategy_state"], self.exec_state.copy(),
-                            LAYOUT_DIGEST)
+                            LAYOUT_DIGEST, str(s["layout"]), str(s["strategy_layout"]))
 
     def restore(self, saved: KernelStates) -> None:
         current = self.stepper.get_state()
         self.stepper.set_state({**current, "feature_state": saved.features, "strategy_state": saved.strategies,
+                                "layout": np.array(saved.feature_layout),
+                                "strategy_layout": np.array(saved.strategy_layout),
                                 "last_timestamp": np.array(saved.ts, dtype=np.int64)})
         check_layout(saved.execution_layout)
         if saved.execution.shape != self.exec_state.shape:

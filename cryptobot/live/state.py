@@ -29,7 +29,7 @@ from cryptobot.exchange.order_units import OrderIntent, OrderUnit, intent_from_j
 from cryptobot.execution import EVENT_KIND_NAMES, REASONS, event_records, fingerprint, trades_frame
 from cryptobot.kernels import execution as ex
 
-SCHEMA_VERSION = 2  # 2: the kernel row carries the execution layout digest
+SCHEMA_VERSION = 3  # 2: the kernel row carries the execution layout digest; 3: the feature and strategy ones too
 DB_NAME = "cryptobot.sqlite"
 _PACKAGE = Path(__file__).resolve().parent.parent
 # config sections that change decisions; live/health/notify (polling, logging, alerting) may change freely
@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL,
     kind TEXT NOT NULL, side INTEGER NOT NULL, amount REAL, price REAL, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS kernel (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,
     ts INTEGER NOT NULL, features BLOB NOT NULL, strategies BLOB NOT NULL, execution BLOB NOT NULL,
-    execution_layout TEXT NOT NULL);
+    execution_layout TEXT NOT NULL, feature_layout TEXT NOT NULL, strategy_layout TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS control (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS order_intents (intent_id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS order_units (unit_id TEXT PRIMARY KEY, data TEXT NOT NULL);
@@ -89,6 +89,8 @@ class KernelStates:
     strategies: np.ndarray
     execution: np.ndarray
     execution_layout: str  # `cryptobot.execution.LAYOUT_DIGEST` of the kernel that made `execution`
+    feature_layout: str  # `cryptobot.features.LAYOUT_DIGEST` of the kernel that made `features`
+    strategy_layout: str  # `Pipeline.layout`: the declared layouts of the strategies that made `strategies`
 
 
 @dataclass
@@ -205,9 +207,9 @@ class StateStore:
                 self.db.executemany("INSERT INTO orders (seq, ts, kind, side, amount, price, reason) VALUES (?,?,?,?,?,?,?)",
                                     [(rec.seq, rec.ts, *o) for o in rec.orders])
             self.db.execute(
-                "INSERT OR REPLACE INTO kernel VALUES (1, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO kernel VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (states.seq, states.ts, _blob(states.features), _blob(states.strategies), _blob(states.execution),
-                 states.execution_layout),
+                 states.execution_layout, states.feature_layout, states.strategy_layout),
             )
             if control:
                 self.db.executemany("INSERT OR REPLACE INTO control VALUES (?, ?)", list(control))
@@ -256,11 +258,12 @@ class StateStore:
         return dict(self.db.execute("SELECT key, value FROM control").fetchall())
 
     def kernel_states(self) -> KernelStates | None:
-        row = self.db.execute("SELECT seq, ts, features, strategies, execution, execution_layout FROM kernel "
-                              "WHERE id = 1").fetchone()
+        row = self.db.execute("SELECT seq, ts, features, strategies, execution, execution_layout, feature_layout, "
+                              "strategy_layout FROM kernel WHERE id = 1").fetchone()
         if row is None:
             return None
-        return KernelStates(int(row[0]), int(row[1]), _floats(row[2]), _floats(row[3]), _floats(row[4]), str(row[5]))
+        return KernelStates(int(row[0]), int(row[1]), _floats(row[2]), _floats(row[3]), _floats(row[4]), str(row[5]),
+                            str(row[6]), str(row[7]))
 
     def bar_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM bars").fetchone()[0])
