@@ -194,6 +194,58 @@ def pipeline_section(df: pd.DataFrame, repeat: int) -> None:
     print(f"  TA-Lib's 15 features / pipeline  {ratio:.2f}x   target ≥ 1x ({'met' if ratio >= 1 else 'NOT met'})")
 
 
+def pipeline_profile_section(df: pd.DataFrame, repeat: int) -> None:
+    """Where the pipeline's time goes, and what two cores could do for it (`--profile`).
+
+    Each built-in strategy enabled alone (with only the feature blocks it reads) against none enabled
+    (combiner and decision rows only); then the enabled set split in two by those costs (the most even
+    split) and both halves run at once on two threads (the batch kernel releases the GIL). Each half
+    still writes its own decisions, so the pair's time is a lower bound for a two-thread pipeline, which
+    would then need a combiner pass over both halves' votes.
+    """
+    import itertools
+    import threading
+
+    base = load_config()
+    o, h, lo, c, v = (np.ascontiguousarray(df[k].to_numpy()) for k in ("open", "high", "low", "close", "volume"))
+    ts = timestamps_ms(df)
+    everything = Pipeline.build(base, 60_000)
+    names = [n for n, on in zip(everything.names, everything.enabled, strict=True) if on]
+
+    def only(keep: tuple[str, ...]) -> Callable[[], Any]:
+        pipe = Pipeline.build(base.with_overrides({f"strategies.{n}.enabled": n in keep for n in names}), 60_000)
+        pipe.batch(ts[:1000], o[:1000], h[:1000], lo[:1000], c[:1000], v[:1000])  # compile or load before timing
+        return lambda: pipe.batch(ts, o, h, lo, c, v)
+
+    runs = {"none": only(()), **{n: only((n,)) for n in names}, "all": only(tuple(names)),
+            "TA-Lib": lambda: talib_features(df)}
+    t = interleaved(runs, repeat)
+    cost = {n: t[n] - t["none"] for n in names}
+    print(f"\nsignal pipeline profile: {len(df):,} bars (min of {repeat} interleaved runs)")
+    print(f"  no strategy (combiner + decision rows)   {t['none'] * 1e3:7.1f} ms")
+    for n in names:
+        print(f"  + {n:<38} {cost[n] * 1e3:+7.1f} ms  (alone, with the feature blocks it reads)")
+    print(f"  all {len(names)} (the pipeline)                   {t['all'] * 1e3:7.1f} ms   TA-Lib's 15 features "
+          f"{t['TA-Lib'] * 1e3:.1f} ms")
+    if len(names) < 2:
+        return
+    splits = (tuple(a) for r in range(1, len(names)) for a in itertools.combinations(names, r))
+    half = min(splits, key=lambda a: max(sum(cost[n] for n in a), sum(cost[n] for n in names if n not in a)))
+    other = tuple(n for n in names if n not in half)
+    first, second = only(half), only(other)
+
+    def both() -> None:
+        worker = threading.Thread(target=second)
+        worker.start()
+        first()
+        worker.join()
+
+    t2 = interleaved({"pair": both, "TA-Lib": lambda: talib_features(df)}, repeat)
+    print(f"  two threads, {'+'.join(half)} | {'+'.join(other)}: {t2['pair'] * 1e3:.1f} ms, TA-Lib "
+          f"{t2['TA-Lib'] * 1e3:.1f} ms in the same runs (a lower bound for a two-thread pipeline: "
+          f"{t2['TA-Lib'] / t2['pair']:.2f}x TA-Lib's time)")
+
+
 def step_section(df: pd.DataFrame, timeframe: str) -> None:
     import talib  # noqa: F401  (imported here so the import is not timed below)
 
@@ -245,8 +297,14 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bars", type=int, default=1_000_000, help="synthetic bars (default 1,000,000)")
     parser.add_argument("--repeat", type=int, default=5, help="timing repetitions, best kept (default 5)")
+    parser.add_argument("--profile", action="store_true",
+                        help="only the signal pipeline's profile: each strategy alone, and two threads (compiles "
+                             "one pipeline per strategy subset on first use)")
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
+    if args.profile:
+        pipeline_profile_section(synthetic(args.bars), args.repeat)
+        return 0
     warm = synthetic(2_000)
     compute_features(warm)
     talib_features(warm)
