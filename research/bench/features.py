@@ -28,6 +28,7 @@ from numba import njit
 
 from cryptobot.config import load_config
 from cryptobot.data import make_frame, read_csv, timestamps_ms
+from cryptobot.data.frames import ohlcv_arrays
 from cryptobot.features import FeatureStepper, compute_features
 from cryptobot.strategies import Pipeline, SignalStepper, compute_signals
 
@@ -179,7 +180,7 @@ def pipeline_section(df: pd.DataFrame, repeat: int) -> None:
     """The signal pipeline (features + the enabled strategies + combiner) in one batch pass vs TA-Lib's 15 features."""
     cfg = load_config()
     pipe = Pipeline.build(cfg, 60_000)
-    o, h, lo, c, v = (np.ascontiguousarray(df[k].to_numpy()) for k in ("open", "high", "low", "close", "volume"))
+    o, h, lo, c, v = ohlcv_arrays(df)
     ts = timestamps_ms(df)
     pipe.batch(ts[:1000], o[:1000], h[:1000], lo[:1000], c[:1000], v[:1000])
     t = interleaved({"pipeline": lambda: pipe.batch(ts, o, h, lo, c, v), "TA-Lib": lambda: talib_features(df),
@@ -207,7 +208,7 @@ def pipeline_profile_section(df: pd.DataFrame, repeat: int) -> None:
     import threading
 
     base = load_config()
-    o, h, lo, c, v = (np.ascontiguousarray(df[k].to_numpy()) for k in ("open", "high", "low", "close", "volume"))
+    o, h, lo, c, v = ohlcv_arrays(df)
     ts = timestamps_ms(df)
     everything = Pipeline.build(base, 60_000)
     names = [n for n, on in zip(everything.names, everything.enabled, strict=True) if on]
@@ -217,7 +218,8 @@ def pipeline_profile_section(df: pd.DataFrame, repeat: int) -> None:
         pipe.batch(ts[:1000], o[:1000], h[:1000], lo[:1000], c[:1000], v[:1000])  # compile or load before timing
         return lambda: pipe.batch(ts, o, h, lo, c, v)
 
-    runs = {"none": only(()), **{n: only((n,)) for n in names}, "all": only(tuple(names)),
+    everything.batch(ts[:1000], o[:1000], h[:1000], lo[:1000], c[:1000], v[:1000])
+    runs = {"none": only(()), **{n: only((n,)) for n in names}, "all": lambda: everything.batch(ts, o, h, lo, c, v),
             "TA-Lib": lambda: talib_features(df)}
     t = interleaved(runs, repeat)
     cost = {n: t[n] - t["none"] for n in names}
